@@ -1,0 +1,212 @@
+"""The contracts every plugin implements.
+
+A component is a class whose instances are frozen dataclasses: its parameters are the dataclass
+fields (with defaults and ``metadata={"help": ...}``), its identity is ``name`` + ``version``. The
+harness instantiates it from ``name:key=value`` specs and hashes ``name``, ``version`` and the
+field values into the content key of everything it produces.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:  # torch is heavy; the core imports it only where it runs models
+    import torch
+
+Sequence = tuple[int, ...]
+Family = Literal["non-llm", "llm"]
+KINDS = ("encoders", "adapters", "merges", "tasks", "metrics")
+
+
+class HarnessError(Exception):
+    """A mistake the user can fix: printed as one line, exit code 2."""
+
+
+class MetricUndefined(Exception):
+    """Raised by a metric when its value is undefined here; the cell stores NaN with this reason."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The sizes of a run. Adapters and the runner read these; plugins may read them too."""
+
+    name: str
+    train_size: int  # sequences per train task
+    eval_size: int  # sequences per eval task (the task's share of the shared pool)
+    epochs: int
+    batch_size: int
+    stages: int  # checkpoints emitted per training run
+    max_train_steps: int  # cap on optimiser steps, whatever epochs say
+
+    def __post_init__(self) -> None:
+        for field in ("train_size", "eval_size", "epochs", "batch_size", "stages"):
+            if getattr(self, field) < 1:
+                raise HarnessError(f"profile {self.name}: {field} must be >= 1")
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", train_size=48, eval_size=40, epochs=2, batch_size=16, stages=2,
+                     max_train_steps=8),
+    "quick": Profile("quick", train_size=384, eval_size=240, epochs=3, batch_size=32, stages=3,
+                     max_train_steps=120),
+    "paper": Profile("paper", train_size=4000, eval_size=1000, epochs=5, batch_size=64,
+                     stages=5, max_train_steps=3000),
+}
+
+
+class Component:
+    """Base of every plugin component. Subclasses are ``@dataclass(frozen=True)``."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    #: included in ``harness run --all``; off for components that need a parameter to run
+    in_all: ClassVar[bool] = True
+
+
+# ---------------------------------------------------------------------------------------- tasks
+
+
+class Task(Component):
+    """A number-theoretic property of a sequence."""
+
+    classes: ClassVar[tuple[str, ...]]
+
+    def label(self, seq: Seq[int]) -> int | None:
+        """The class index of ``seq``, or None where the property does not apply."""
+        raise NotImplementedError
+
+    def sample(self, n: int, rng: random.Random) -> list[Sequence]:
+        """``n`` sequences, class-balanced (counts differ by at most one), deterministic in rng."""
+        raise NotImplementedError
+
+
+# ------------------------------------------------------------------------------------- encoders
+
+
+class Backbone:
+    """A loaded encoder: turns sequences into vectors and exposes its weights.
+
+    Subclasses implement ``encode`` (differentiable, used by adapters) and set ``module``.
+    ``embed`` (no grad, batched, numpy out) is built on ``encode``.
+    """
+
+    module: torch.nn.Module
+    device: str = "cpu"
+    #: learning rate adapters use when the user sets none (tiny models from scratch want more)
+    default_lr: float = 1e-4
+
+    def encode(self, seqs: Seq[Sequence]) -> torch.Tensor:
+        """Embeddings of shape (len(seqs), dim), differentiable through ``module``."""
+        raise NotImplementedError
+
+    def embed(self, seqs: Seq[Sequence], batch_size: int = 64) -> np.ndarray:
+        """float32 embeddings in the input order; batches grouped by length to cut padding."""
+        import torch
+
+        order = sorted(range(len(seqs)), key=lambda i: (len(render(seqs[i])), i))
+        out: list[np.ndarray] = [np.empty(0)] * len(seqs)
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(order), batch_size):
+                    idx = order[start:start + batch_size]
+                    vecs = self.encode([seqs[i] for i in idx]).float().cpu().numpy()
+                    for i, v in zip(idx, vecs):
+                        out[i] = v
+        finally:
+            self.module.train(was_training)
+        if not out:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack(out).astype(np.float32, copy=False)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The tensors a merge may combine, by name."""
+        return dict(self.module.state_dict())
+
+    def load_weights(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Overwrite the named tensors in place (a subset is fine)."""
+        import torch
+
+        own = self.module.state_dict()
+        unknown = sorted(set(tensors) - set(own))
+        if unknown:
+            raise ValueError(f"unknown tensor names {unknown[:3]}")
+        with torch.no_grad():
+            for key, value in tensors.items():
+                if own[key].shape != value.shape:
+                    raise ValueError(f"tensor {key}: shape {tuple(value.shape)} "
+                                     f"!= {tuple(own[key].shape)}")
+                own[key].copy_(value)
+
+
+class Encoder(Component):
+    family: ClassVar[Family]
+    #: a non-LLM trained from scratch (its base is a random initialisation)
+    from_scratch: ClassVar[bool] = False
+
+    def load(self, device: str) -> Backbone:
+        raise NotImplementedError
+
+
+def render(seq: Seq[int]) -> str:
+    """The one text rendering of a sequence that every text encoder uses: ``3, 5, 7, 11``."""
+    return ", ".join(str(int(x)) for x in seq)
+
+
+# ------------------------------------------------------------------------------------- adapters
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One stage of one training run: only the tensors that changed, as dense weights."""
+
+    stage: int
+    seed: int
+    tensors: dict[str, torch.Tensor]
+
+
+class Adapter(Component):
+    def supports(self, encoder: Encoder) -> bool | str:
+        """True, or a string saying why this encoder is not supported."""
+        return True
+
+    def fit(self, backbone: Backbone, train: Seq[Sequence], labels: Seq[int], seed: int,
+            profile: Profile) -> list[Checkpoint]:
+        """Train ``backbone`` in place; return checkpoints in stage order (empty: no training)."""
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------------------- merges
+
+
+class Merge(Component):
+    """A pure function of tensors: base weights + stage checkpoints of one run -> new weights.
+
+    ``base`` holds the base value of every tensor any checkpoint changed; ``checkpoints`` are in
+    stage order. Return a value for every key of the checkpoints.
+    """
+
+    def merge(self, base: dict[str, torch.Tensor],
+              checkpoints: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+# -------------------------------------------------------------------------------------- metrics
+
+
+class Metric(Component):
+    higher_is_better: ClassVar[bool]
+
+    def score(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> float:
+        """A score of embeddings ``X`` (n, d) against integer labels ``y`` (n,).
+
+        Raise ``MetricUndefined(reason)`` where the value is undefined (one class, constant
+        embeddings, ...). The harness has already rejected NaN/inf embeddings and single-class y.
+        """
+        raise NotImplementedError

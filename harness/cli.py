@@ -1,0 +1,254 @@
+"""``harness run | plugins | leaderboard``. User mistakes: one line on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NoReturn
+
+from harness.api import KINDS, PROFILES, HarnessError
+from harness.params import describe, expand, parse_spec
+from harness.registry import SINGULAR, Registry, load_registry
+
+DEFAULT_STORE = ".harness"
+DEFAULT_OUT = "leaderboard/README.md"
+PACKAGES = ("numgeo-harness", "torch", "numpy", "scikit-learn", "safetensors", "pluggy",
+            "transformers", "peft", "sentence-transformers")
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not usage + error
+        self.exit(2, f"harness: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> Parser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                        help="load a one-off plugin module (repeatable)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser = Parser(prog="harness", description=__doc__, parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = sub.add_parser("run", parents=[common], help="run a grid and write the leaderboard")
+    run.add_argument("--all", action="store_true",
+                     help="every component of every kind not selected explicitly")
+    for kind in KINDS:
+        run.add_argument(f"--{SINGULAR[kind]}", dest=kind, action="append", default=[],
+                         metavar="NAME[:k=v,...]", help=f"select a {SINGULAR[kind]} "
+                         "(repeatable; k=v1,v2 sweeps a parameter)")
+    run.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    run.add_argument("--seed", type=int, default=0, help="seed of the samples and first seed")
+    run.add_argument("--seeds", type=int, default=1, help="training seeds per variant")
+    run.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
+    run.add_argument("--out", default=DEFAULT_OUT, help="leaderboard file to write")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    run.add_argument("--fail-fast", action="store_true", help="stop at the first failed cell")
+
+    plugins = sub.add_parser("plugins", parents=[common], help="list plugins and components")
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+
+    board = sub.add_parser("leaderboard", parents=[common], help="render the leaderboard")
+    board.add_argument("--store", default=DEFAULT_STORE)
+    board.add_argument("--out", default=DEFAULT_OUT)
+    board.add_argument("--profile", default=None, help="default: the latest run's profile")
+    return parser
+
+
+# ---------------------------------------------------------------------------------- plugins
+
+
+def inventory(reg: Registry) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind in KINDS:
+        entries = []
+        for name, cls in sorted(reg.components[kind].items()):
+            plugin = reg.owner[(kind, name)]
+            entry: dict[str, Any] = {
+                "name": name, "plugin": plugin, "distribution": reg.plugins[plugin].distribution,
+                "version": str(cls.version), "params": describe(cls),
+                "doc": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+                "in_all": bool(cls.in_all)}
+            if kind == "encoders":
+                entry["family"] = cls.family
+            if kind == "tasks":
+                entry["classes"] = list(cls.classes)
+            if kind == "metrics":
+                entry["higher_is_better"] = cls.higher_is_better
+            entries.append(entry)
+        out[kind] = entries
+    out["plugins"] = [{"name": p.name, "distribution": p.distribution, "version": p.version,
+                       "hooks": p.hooks, "error": p.error}
+                      for p in sorted(reg.plugins.values(), key=lambda p: p.name)]
+    return out
+
+
+def cmd_plugins(args: argparse.Namespace, reg: Registry) -> int:
+    data = inventory(reg)
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    for p in data["plugins"]:
+        status = f"FAILED TO LOAD: {p['error']}" if p["error"] else ", ".join(p["hooks"])
+        print(f"{p['name']} ({p['distribution']} {p['version']}): {status}")
+    for kind in KINDS:
+        print(f"\n{kind}:")
+        for e in data[kind]:
+            params = ", ".join(f"{d['name']}={d['default']}" for d in e["params"])
+            extra = f" [{e['family']}]" if "family" in e else ""
+            print(f"  {e['name']}{extra} ({e['plugin']}) {e['doc']}"
+                  + (f"\n      params: {params}" if params else ""))
+    return 0
+
+
+# -------------------------------------------------------------------------------------- run
+
+
+def select(reg: Registry, args: argparse.Namespace) -> Any:
+    from harness.plan import Selection
+
+    given = {kind: getattr(args, kind) for kind in KINDS}
+    if not args.all and not any(given.values()):
+        raise HarnessError("nothing selected; pass --all, or --encoder/--adapter/--merge/"
+                           "--task/--metric NAME")
+    chosen: dict[str, list[Any]] = {}
+    for kind in KINDS:
+        if given[kind]:
+            items: list[Any] = []
+            for text in given[kind]:
+                name, raw = parse_spec(text)
+                for item in expand(reg.get(kind, name), SINGULAR[kind], raw):
+                    if item not in items:
+                        items.append(item)
+            chosen[kind] = items
+        else:
+            chosen[kind] = [cls() for _, cls in sorted(reg.components[kind].items())
+                            if cls.in_all]
+    if args.all and reg.broken:
+        names = ", ".join(f"{p.name} ({p.distribution}): {p.error}" for p in reg.broken)
+        raise HarnessError(f"--all needs every plugin but some failed to load: {names}; fix "
+                           "or disable them with HARNESS_DISABLE_PLUGINS=NAME")
+    return Selection(**chosen)
+
+
+def provenance() -> tuple[str, dict[str, str]]:
+    packages = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return commit or "unknown", packages
+
+
+def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
+    from harness import leaderboard
+    from harness.plan import build_plan
+    from harness.run import FailFast, Runner, pick_device
+    from harness.store import Store
+
+    if args.seeds < 1:
+        raise HarnessError(f"--seeds must be >= 1, got {args.seeds}")
+    profile = PROFILES[args.profile]
+    plan = build_plan(reg, select(reg, args), profile, args.seed, args.seeds)
+    for what, why in plan.skipped:
+        print(f"skipped: {what}: {why}", file=sys.stderr)
+    store = Store(args.store)
+    commit, packages = provenance()
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    run_id = store.start_run(sys.argv, profile.name, list(range(args.seed,
+                                                                args.seed + args.seeds)),
+                             commit, packages, now)
+    device = pick_device(args.device)
+    stopped = None
+    with _progress(len(plan.cells)) as advance:
+        runner = Runner(plan, store, run_id, device, args.fail_fast, advance)
+        try:
+            summary = runner.run()
+        except FailFast as err:
+            summary, stopped = runner.summary, str(err)
+    store.finish_run(run_id, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    out = leaderboard.write(store, Path(args.out), profile.name, args.seed)
+    store.close()
+    for what, error in summary.failures:
+        print(f"failed: {what}: {error}", file=sys.stderr)
+    if stopped:
+        print(f"stopped at the first failure (--fail-fast): {stopped}", file=sys.stderr)
+    print(f"leaderboard: {out}", file=sys.stderr)
+    print(summary.line())
+    return 1 if summary.failed else 0
+
+
+class _progress:
+    """A rich progress bar with ETA on a terminal; silent otherwise."""
+
+    def __init__(self, total: int):
+        self.total = total
+
+    def __enter__(self) -> Any:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        console = Console(stderr=True)
+        self.bar = Progress(TextColumn("cells"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                            console=console, disable=not console.is_terminal)
+        self.bar.__enter__()
+        task = self.bar.add_task("cells", total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+
+# ------------------------------------------------------------------------------ leaderboard
+
+
+def cmd_leaderboard(args: argparse.Namespace, reg: Registry) -> int:
+    from harness import leaderboard
+    from harness.store import Store
+
+    store = Store.open_existing(args.store)
+    out = leaderboard.write(store, Path(args.out), args.profile)
+    store.close()
+    print(f"leaderboard: {out}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "leaderboard": cmd_leaderboard}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = args.debug or bool(os.environ.get("HARNESS_DEBUG"))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            reg = load_registry(args.plugin)
+        for w in caught:
+            print(f"warning: {w.message}", file=sys.stderr)
+        return COMMANDS[args.command](args, reg)
+    except HarnessError as err:
+        if debug:
+            raise
+        print(f"harness: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""The cross-product of a selection as variants and cells, each under a content key.
+
+A *variant* is encoder + adapter trained on a task with a seed + merge; every selected encoder's
+base (no adapter) and every training run's unmerged final checkpoint (merge ``none``) are always
+in the plan, because every comparison is made against them. A *cell* is a variant scored on one
+eval task's sample of the shared evaluation pool.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.api import Adapter, Encoder, HarnessError, Merge, Metric, Profile, Sequence, Task
+from harness.params import content_hash, identity, label
+from harness.registry import Registry
+
+REFERENCE = "none"  # the adapter and merge that every comparison needs
+
+
+@dataclass
+class Selection:
+    encoders: list[Encoder]
+    adapters: list[Adapter]
+    merges: list[Merge]
+    tasks: list[Task]
+    metrics: list[Metric]
+
+
+@dataclass
+class Variant:
+    key: str
+    encoder: Encoder
+    adapter: Adapter | None
+    train_task: Task | None
+    seed: int | None
+    merge: Merge | None
+    train_key: str | None
+    group: str
+
+    def row(self, profile: Profile) -> dict[str, Any]:
+        return {"encoder": label(self.encoder), "family": self.encoder.family,
+                "adapter": label(self.adapter) if self.adapter else REFERENCE,
+                "train_task": self.train_task.name if self.train_task else None,
+                "seed": self.seed, "merge": label(self.merge) if self.merge else REFERENCE,
+                "group": self.group, "profile": profile.name if self.adapter else "",
+                "info": {"encoder": identity(self.encoder),
+                         "adapter": identity(self.adapter) if self.adapter else None,
+                         "train_task": identity(self.train_task) if self.train_task else None,
+                         "merge": identity(self.merge) if self.merge else None,
+                         "profile": dataclasses.asdict(profile) if self.adapter else None}}
+
+
+@dataclass
+class Cell:
+    key: str
+    variant: Variant
+    task: Task
+
+
+@dataclass
+class Plan:
+    profile: Profile
+    seed: int
+    variants: list[Variant]
+    cells: list[Cell]
+    tasks: list[Task]
+    metrics: list[Metric]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def group_of(encoder: Encoder, adapter: Adapter | None, merge: Merge | None) -> str:
+    """The family row a variant belongs to in the leaderboard."""
+    llm = encoder.family == "llm"
+    if adapter is None:
+        if encoder.from_scratch:
+            return "non-LLM random init"
+        return "LLM base" if llm else "non-LLM base"
+    kind = "LoRA" if adapter.name == "lora" else adapter.name
+    if llm:
+        trained = f"LLM + {kind}"
+    else:
+        trained = "non-LLM from scratch" if encoder.from_scratch else f"non-LLM fine-tuned ({kind})"
+    return trained if merge is None else f"{trained} + {merge.name}"
+
+
+def sample_seed(seed: int, *parts: str) -> int:
+    return int(content_hash("rng", seed, *parts)[:12], 16)
+
+
+def eval_key(task: Task, profile: Profile, seed: int) -> str:
+    return content_hash("eval", identity(task), profile.eval_size, seed)
+
+
+def eval_sample(task: Task, profile: Profile, seed: int) -> list[Sequence]:
+    return _checked(task, task.sample(profile.eval_size,
+                                      random.Random(sample_seed(seed, "eval", task.name))),
+                    profile.eval_size)
+
+
+def train_sample(task: Task, profile: Profile, seed: int) -> list[Sequence]:
+    """A balanced train set with no sequence of the task's eval sample (no leakage)."""
+    held_out = set(eval_sample(task, profile, seed))
+    k = len(task.classes)
+    size = 3 * profile.train_size + 3 * k
+    pool = _checked(task, task.sample(size, random.Random(sample_seed(seed, "train", task.name))),
+                    size)
+    per_class: dict[int, list[Sequence]] = {c: [] for c in range(k)}
+    for seq in pool:
+        if seq not in held_out:
+            per_class[int(task.label(seq) or 0)].append(seq)
+    want = [profile.train_size // k + (1 if c < profile.train_size % k else 0) for c in range(k)]
+    if any(len(per_class[c]) < want[c] for c in range(k)):
+        raise HarnessError(f"task {task.name!r}: cannot draw {profile.train_size} train "
+                           "sequences disjoint from its eval sample; its universe is too small")
+    picked = [s for c in range(k) for s in per_class[c][:want[c]]]
+    random.Random(sample_seed(seed, "shuffle", task.name)).shuffle(picked)
+    return picked
+
+
+def _checked(task: Task, seqs: list[Sequence], n: int) -> list[Sequence]:
+    if len(seqs) != n:
+        raise HarnessError(f"task {task.name!r}: sample({n}) returned {len(seqs)} sequences; "
+                           "fix the task's sampler")
+    counts = [0] * len(task.classes)
+    for seq in seqs:
+        y = task.label(seq)
+        if y is None or not 0 <= y < len(counts):
+            raise HarnessError(f"task {task.name!r}: sampled {seq} has label {y!r}, not a class "
+                               "index; fix the task's sampler or label")
+        counts[y] += 1
+    if n and max(counts) - min(counts) > 1:
+        raise HarnessError(f"task {task.name!r}: sample({n}) is unbalanced (class counts "
+                           f"{counts}); a task's sampler must balance its classes")
+    return seqs
+
+
+def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
+               seeds: int) -> Plan:
+    if not sel.encoders:
+        raise HarnessError("no encoder selected; pass --encoder NAME or --all")
+    if not sel.tasks:
+        raise HarnessError("no task selected; pass --task NAME or --all")
+    if not sel.metrics:
+        raise HarnessError("no metric selected; pass --metric NAME or --all")
+    variants: dict[str, Variant] = {}
+    skipped: list[tuple[str, str]] = []
+    trainers = [a for a in sel.adapters if a.name != REFERENCE]
+    merges = [m for m in sel.merges if m.name != REFERENCE]
+    for enc in sel.encoders:
+        enc_id = identity(enc)
+        base_key = content_hash("variant", enc_id, None, None)
+        variants.setdefault(base_key, Variant(base_key, enc, None, None, None, None, None,
+                                              group_of(enc, None, None)))
+        for adapter in trainers:
+            ok = adapter.supports(enc)
+            if ok is not True:
+                reason = ok if isinstance(ok, str) else "not supported"
+                skipped.append((f"{label(enc)} + {label(adapter)}", reason))
+                continue
+            for task in sel.tasks:
+                for s in range(seed, seed + seeds):
+                    train_key = content_hash("train", enc_id, identity(adapter), identity(task),
+                                             s, seed, dataclasses.asdict(profile))
+                    for merge in [None, *merges]:
+                        key = content_hash("variant", enc_id, train_key,
+                                           identity(merge) if merge else None)
+                        variants[key] = Variant(key, enc, adapter, task, s, merge, train_key,
+                                                group_of(enc, adapter, merge))
+    cells = [Cell(content_hash("cell", v.key, eval_key(t, profile, seed)), v, t)
+             for v in variants.values() for t in sel.tasks]
+    return Plan(profile, seed, list(variants.values()), cells, list(sel.tasks),
+                list(sel.metrics), skipped)

@@ -1,0 +1,206 @@
+"""Plugin discovery: entry points of group ``harness`` and ``--plugin FILE.py`` modules.
+
+Nothing is loaded at import time: ``load_registry()`` builds a fresh plugin manager each call.
+Entry points are loaded one by one so that a broken plugin is named (with its distribution) and
+the others still load; duplicate names are errors naming both sides, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.util
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from harness import api, hookspecs
+from harness.api import KINDS, HarnessError
+
+GROUP = "harness"
+BASES: dict[str, type] = {"encoders": api.Encoder, "adapters": api.Adapter,
+                          "merges": api.Merge, "tasks": api.Task, "metrics": api.Metric}
+SINGULAR = {"encoders": "encoder", "adapters": "adapter", "merges": "merge",
+            "tasks": "task", "metrics": "metric"}
+
+
+class PluginWarning(UserWarning):
+    pass
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+    hooks: list[str] = field(default_factory=list)
+    error: str | None = None  # set when the plugin failed to load
+
+
+@dataclass
+class Registry:
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    components: dict[str, dict[str, type]] = field(
+        default_factory=lambda: {k: {} for k in KINDS})
+    owner: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
+
+    @property
+    def broken(self) -> list[PluginInfo]:
+        return [p for p in self.plugins.values() if p.error]
+
+    def get(self, kind: str, name: str) -> type:
+        table = self.components[kind]
+        if name in table:
+            return table[name]
+        close = difflib.get_close_matches(name, list(table), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(sorted(table)) or "none"
+        broken = "".join(f"; note: plugin {p.name!r} failed to load ({p.error})"
+                         for p in self.broken)
+        raise HarnessError(
+            f"unknown {SINGULAR[kind]} {name!r}{hint} (known: {known}){broken}. "
+            "A plugin installed or changed since? re-run `pip install -e .`")
+
+    def add(self, kind: str, plugin: str, cls: Any) -> None:
+        base = BASES[kind]
+        where = f"plugin {plugin!r}"
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise HarnessError(f"{where} registered {cls!r} as {SINGULAR[kind]}, "
+                               f"expected a subclass of harness.api.{base.__name__}")
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name or any(c in name for c in ":,= \n|"):
+            raise HarnessError(f"{where}: {cls.__name__} needs a `name` without spaces, "
+                               f"':', ',', '=' or '|', got {name!r}")
+        if not dataclasses.is_dataclass(cls):
+            raise HarnessError(f"{where}: {SINGULAR[kind]} {name!r} must be a @dataclass")
+        if kind == "tasks" and not getattr(cls, "classes", ()):
+            raise HarnessError(f"{where}: task {name!r} declares no classes")
+        if kind == "encoders" and getattr(cls, "family", None) not in ("non-llm", "llm"):
+            raise HarnessError(f"{where}: encoder {name!r} needs family 'non-llm' or 'llm'")
+        if kind == "metrics" and not isinstance(getattr(cls, "higher_is_better", None), bool):
+            raise HarnessError(f"{where}: metric {name!r} needs a bool higher_is_better")
+        if name in self.components[kind]:
+            other = self.owner[(kind, name)]
+            raise HarnessError(f"two {kind} named {name!r}: from plugin {other!r} "
+                               f"({self.plugins[other].distribution}) and plugin {plugin!r} "
+                               f"({self.plugins[plugin].distribution}); disable one with "
+                               f"HARNESS_DISABLE_PLUGINS={plugin}")
+        self.components[kind][name] = cls
+        self.owner[(kind, name)] = plugin
+
+
+def _disabled() -> set[str]:
+    return {p.strip() for p in os.environ.get("HARNESS_DISABLE_PLUGINS", "").split(",")
+            if p.strip()}
+
+
+def _load_file(path: str) -> ModuleType:
+    file = Path(path)
+    if not file.is_file():
+        raise HarnessError(f"--plugin {path}: no such file")
+    name = f"harness_plugin_file_{file.stem}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise HarnessError(f"--plugin {path}: not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    eps = sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name)
+    seen: dict[str, metadata.EntryPoint] = {}
+    unique = []
+    for ep in eps:
+        if ep.name in seen:
+            first, dist = seen[ep.name], ep.dist.name if ep.dist else "?"
+            if first.value == ep.value and first.dist and ep.dist \
+                    and first.dist.name == ep.dist.name:
+                continue  # the same distribution seen twice on sys.path
+            raise HarnessError(
+                f"two plugins named {ep.name!r}: {first.value} (from "
+                f"{first.dist.name if first.dist else '?'}) and {ep.value} (from {dist})")
+        seen[ep.name] = ep
+        unique.append(ep)
+    return unique
+
+
+def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
+                  strict: bool = False) -> Registry:
+    """Load every enabled plugin into a fresh registry.
+
+    A plugin that fails to import is recorded (``Registry.broken``) and skipped, unless
+    ``strict``, where it is an error. Registration mistakes are always errors.
+    """
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    reg = Registry()
+    disabled = _disabled()
+    modules: list[tuple[PluginInfo, ModuleType]] = []
+    for ep in _entry_points():
+        if ep.name in disabled:
+            continue
+        dist = ep.dist.name if ep.dist else "unknown"
+        info = PluginInfo(ep.name, dist, ep.dist.version if ep.dist else "?")
+        reg.plugins[ep.name] = info
+        try:
+            modules.append((info, ep.load()))
+        except Exception as err:  # a broken plugin must not take the others down
+            info.error = f"{type(err).__name__}: {err}"
+            if strict:
+                raise HarnessError(f"failed to load plugin {ep.name!r} (from distribution "
+                                   f"{dist}): {info.error}") from None
+    for path in plugin_files:
+        stem = Path(path).stem
+        if stem in disabled:
+            continue
+        if stem in reg.plugins:
+            raise HarnessError(f"--plugin {path}: a plugin named {stem!r} is already loaded "
+                               f"from {reg.plugins[stem].distribution}; rename the file")
+        info = PluginInfo(stem, f"file {path}", "-")
+        reg.plugins[stem] = info
+        try:
+            modules.append((info, _load_file(path)))
+        except HarnessError:
+            raise
+        except Exception as err:
+            raise HarnessError(f"--plugin {path}: failed to import: "
+                               f"{type(err).__name__}: {err}") from None
+    for info, module in modules:
+        try:
+            pm.register(module, name=info.name)
+        except pluggy.PluginValidationError as err:
+            raise HarnessError(f"plugin {info.name!r} ({info.distribution}): {err}") from None
+        info.hooks = sorted(h.name for h in pm.get_hookcallers(module) or [])
+        if not info.hooks:
+            warnings.warn(f"plugin {info.name!r} ({info.distribution}) implements no harness "
+                          "hook; is its @hookimpl from harness.hookspecs?", PluginWarning,
+                          stacklevel=2)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as err:
+        raise HarnessError(f"{err}; hooks are named register_<kind>(register)") from None
+    for kind in KINDS:
+        hook = getattr(pm.hook, f"register_{kind}")
+        for impl in hook.get_hookimpls():
+            plugin = impl.plugin_name
+
+            def register(cls: Any, _kind: str = kind, _plugin: str = plugin) -> None:
+                reg.add(_kind, _plugin, cls)
+
+            try:
+                impl.function(register)
+            except HarnessError:
+                raise
+            except Exception as err:
+                raise HarnessError(f"plugin {plugin!r} failed in register_{kind}: "
+                                   f"{type(err).__name__}: {err}") from None
+    return reg

@@ -1,0 +1,259 @@
+"""Executing a plan: train what is missing, merge, embed, score, store each piece as it is done.
+
+Work is grouped so that each backbone loads once per process and each training run's
+checkpoints load once; variants swap merged tensors into the loaded backbone and swap the base
+back afterwards. A cell whose scores are all in the store is reused without loading anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.api import Backbone, Checkpoint, MetricUndefined
+from harness.params import content_hash, identity, label
+from harness.plan import Cell, Plan, Variant, eval_key, eval_sample, train_sample
+from harness.store import Store
+
+
+class FailFast(Exception):
+    """Raised to stop a run at its first failed cell (``--fail-fast``)."""
+
+
+@dataclass
+class Summary:
+    computed: int = 0
+    reused: int = 0
+    failed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (what, error)
+
+    def line(self) -> str:
+        return f"cells: {self.computed} computed, {self.reused} reused, {self.failed} failed"
+
+
+def pick_device(requested: str = "auto") -> str:
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def describe(variant: Variant) -> str:
+    parts = [label(variant.encoder)]
+    if variant.adapter is not None and variant.train_task is not None:
+        parts.append(f"{label(variant.adapter)}@{variant.train_task.name}/seed{variant.seed}")
+    if variant.merge is not None:
+        parts.append(label(variant.merge))
+    return " + ".join(parts)
+
+
+class Runner:
+    def __init__(self, plan: Plan, store: Store, run_id: int, device: str = "cpu",
+                 fail_fast: bool = False, advance: Callable[[int], None] = lambda n: None):
+        self.plan, self.store, self.run_id, self.device = plan, store, run_id, device
+        self.fail_fast, self.advance = fail_fast, advance
+        self.summary = Summary()
+        self.metrics = [(content_hash(identity(m)), label(m), m) for m in plan.metrics]
+        self.samples = {t.name: eval_sample(t, plan.profile, plan.seed) for t in plan.tasks}
+        self.labels = {t.name: np.array([t.label(s) for s in self.samples[t.name]])
+                       for t in plan.tasks}
+        self._checkpoints: dict[str, list[Checkpoint]] = {}
+        self.where = (plan.profile.name, plan.seed, run_id)
+
+    # -------------------------------------------------------------------------------- driver
+
+    def run(self) -> Summary:
+        for variant in self.plan.variants:
+            self.store.put_variant(variant.key, variant.row(self.plan.profile))
+        metric_keys = [mk for mk, _, _ in self.metrics]
+        todo: dict[str, list[Cell]] = {}
+        for cell in self.plan.cells:
+            if self.store.has_cell(cell.key, metric_keys):
+                self.summary.reused += 1
+                self.advance(1)
+            else:
+                todo.setdefault(cell.variant.key, []).append(cell)
+        by_encoder: dict[str, list[Variant]] = {}
+        for variant in self.plan.variants:
+            if variant.key in todo:
+                enc = content_hash(identity(variant.encoder))
+                by_encoder.setdefault(enc, []).append(variant)
+        for variants in by_encoder.values():
+            self._run_encoder(variants, todo)
+        return self.summary
+
+    def _run_encoder(self, variants: list[Variant], todo: dict[str, list[Cell]]) -> None:
+        backbone: Backbone | None = None
+
+        def get_backbone() -> Backbone:
+            nonlocal backbone
+            if backbone is None:
+                backbone = variants[0].encoder.load(self.device)
+            return backbone
+
+        for variant in variants:
+            cells = todo[variant.key]
+            try:
+                embeddings = self._embeddings(variant, cells, get_backbone)
+            except FailFast:
+                raise
+            except Exception as err:
+                for cell in cells:
+                    self._fail(cell, err)
+                continue
+            for cell in cells:
+                self._score(cell, embeddings[cell.task.name])
+        self._checkpoints.clear()
+
+    # ---------------------------------------------------------------------------- embeddings
+
+    def _embeddings(self, variant: Variant, cells: list[Cell],
+                    get_backbone: Callable[[], Backbone]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        missing = []
+        for cell in cells:
+            key = self._emb_key(variant, cell)
+            cached = self.store.load_embeddings(key, len(self.samples[cell.task.name]))
+            if cached is None:
+                missing.append(cell)
+            else:
+                out[cell.task.name] = cached
+        if missing:
+            backbone = get_backbone()
+            with self._weights_applied(backbone, variant):
+                for cell in missing:
+                    seqs = self.samples[cell.task.name]
+                    X = backbone.embed(seqs)
+                    if X.ndim != 2 or X.shape[0] != len(seqs) or X.shape[1] < 1:
+                        raise ValueError(f"encoder {variant.encoder.name!r} returned embeddings "
+                                         f"of shape {X.shape}, expected ({len(seqs)}, dim)")
+                    X = X.astype(np.float32, copy=False)
+                    self.store.save_embeddings(self._emb_key(variant, cell), X)
+                    out[cell.task.name] = X
+        return out
+
+    def _emb_key(self, variant: Variant, cell: Cell) -> str:
+        return content_hash("emb", variant.key,
+                            eval_key(cell.task, self.plan.profile, self.plan.seed))
+
+    @contextlib.contextmanager
+    def _weights_applied(self, backbone: Backbone, variant: Variant) -> Iterator[None]:
+        if variant.adapter is None:
+            yield
+            return
+        checkpoints = self._get_checkpoints(backbone, variant)
+        current = backbone.weights()
+        keys = sorted({k for ck in checkpoints for k in ck.tensors})
+        base = {k: current[k].detach().clone() for k in keys}
+        if variant.merge is None:
+            merged = dict(checkpoints[-1].tensors)
+        else:
+            merged = variant.merge.merge(dict(base), [dict(ck.tensors) for ck in checkpoints])
+        merged = _checked_merge(variant, base, merged)
+        backbone.load_weights(merged)
+        try:
+            yield
+        finally:
+            backbone.load_weights(base)
+
+    def _get_checkpoints(self, backbone: Backbone, variant: Variant) -> list[Checkpoint]:
+        assert variant.train_key and variant.adapter and variant.train_task
+        key = variant.train_key
+        if key in self._checkpoints:
+            return self._checkpoints[key]
+        stored = self.store.load_checkpoints(key)
+        if stored is not None:
+            checkpoints = [Checkpoint(c["stage"], c["seed"], c["tensors"]) for c in stored]
+        else:
+            checkpoints = self._train(backbone, variant)
+            self.store.save_checkpoints(key, [{"stage": c.stage, "seed": c.seed,
+                                               "tensors": c.tensors} for c in checkpoints])
+        if not checkpoints:
+            raise ValueError(f"adapter {variant.adapter.name!r} returned no checkpoints")
+        self._checkpoints = {key: checkpoints}  # keep one run's checkpoints in memory
+        return checkpoints
+
+    def _train(self, backbone: Backbone, variant: Variant) -> list[Checkpoint]:
+        import torch
+
+        assert variant.adapter and variant.train_task and variant.seed is not None
+        task, profile = variant.train_task, self.plan.profile
+        seqs = train_sample(task, profile, self.plan.seed)
+        ys = [int(task.label(s) or 0) for s in seqs]
+        snapshot = {k: v.detach().clone() for k, v in backbone.weights().items()}
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(variant.seed)
+                checkpoints = variant.adapter.fit(backbone, seqs, ys, variant.seed, profile)
+        finally:
+            backbone.load_weights(snapshot)
+        changed = []
+        for ck in checkpoints:  # keep only tensors that changed: merges see plain deltas
+            tensors = {k: v.detach().cpu() for k, v in ck.tensors.items()
+                       if k not in snapshot or not torch.equal(v.detach().cpu(),
+                                                               snapshot[k].cpu())}
+            changed.append(Checkpoint(ck.stage, ck.seed, tensors))
+        return changed
+
+    # ------------------------------------------------------------------------------- scoring
+
+    def _score(self, cell: Cell, X: np.ndarray) -> None:
+        y = self.labels[cell.task.name]
+        rows: list[tuple[str, str, float, str]] = []
+        note = ""
+        if not np.isfinite(X).all():
+            note = "embeddings contain NaN or inf"
+        elif len(np.unique(y)) < 2:
+            note = "only one class present"
+        try:
+            for mk, name, metric in self.metrics:
+                if note:
+                    rows.append((mk, name, math.nan, note))
+                    continue
+                rng = np.random.default_rng(int(content_hash(cell.key, mk)[:12], 16))
+                try:
+                    value = float(metric.score(X, y, rng))
+                    rows.append((mk, name, value, "" if math.isfinite(value)
+                                 else "metric returned a non-finite value"))
+                except MetricUndefined as why:
+                    rows.append((mk, name, math.nan, str(why) or "undefined"))
+        except Exception as err:
+            self._fail(cell, err)
+            return
+        self.store.put_scores(cell.key, cell.variant.key, cell.task.name, self.where, rows)
+        self.summary.computed += 1
+        self.advance(1)
+
+    def _fail(self, cell: Cell, err: BaseException) -> None:
+        what = f"{describe(cell.variant)} on {cell.task.name}"
+        message = f"{type(err).__name__}: {err}"
+        self.store.put_failure(cell.key, cell.variant.key, cell.task.name,
+                               message + "\n" + "".join(traceback.format_exception(err))[-4000:],
+                               self.where)
+        self.summary.failed += 1
+        self.summary.failures.append((what, message))
+        self.advance(1)
+        if self.fail_fast:
+            raise FailFast(f"{what}: {message}")
+
+
+def _checked_merge(variant: Variant, base: dict[str, Any], merged: dict[str, Any]) -> dict:
+    name = variant.merge.name if variant.merge else "none"
+    missing = sorted(set(base) - set(merged))
+    if missing:
+        raise ValueError(f"merge {name!r} returned no tensor for {missing[0]!r}")
+    out = {}
+    for key, ref in base.items():
+        value = merged[key]
+        if tuple(value.shape) != tuple(ref.shape):
+            raise ValueError(f"merge {name!r} returned shape {tuple(value.shape)} for {key!r}, "
+                             f"expected {tuple(ref.shape)}")
+        out[key] = value.to(dtype=ref.dtype)
+    return out

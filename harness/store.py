@@ -1,0 +1,231 @@
+"""The results store: SQLite for cells, a content-addressed folder for artifacts.
+
+Layout under the store directory (default ``./.harness``)::
+
+    results.sqlite                         runs, variants, scores, failures
+    artifacts/checkpoints/<key>/stage-N.safetensors + done.json   (done.json written last)
+    artifacts/embeddings/<key>.npy
+
+Every file is written to a temporary name in the same folder and renamed into place, so a
+killed run leaves either the whole file or nothing. An artifact that fails to load is deleted and
+recomputed, never used. No pickle: safetensors for weights, ``.npy`` read with
+``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.api import HarnessError
+
+if TYPE_CHECKING:
+    import torch
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT, finished TEXT, argv TEXT,
+    profile TEXT, seeds TEXT, git_commit TEXT, packages TEXT);
+CREATE TABLE IF NOT EXISTS variants (
+    key TEXT PRIMARY KEY, encoder TEXT, family TEXT, adapter TEXT, train_task TEXT,
+    seed INTEGER, merge TEXT, grp TEXT, profile TEXT, info TEXT);
+CREATE TABLE IF NOT EXISTS scores (
+    cell TEXT, metric_key TEXT, variant TEXT, task TEXT, metric TEXT, value REAL, note TEXT,
+    profile TEXT, eval_seed INTEGER, run_id INTEGER, PRIMARY KEY (cell, metric_key));
+CREATE TABLE IF NOT EXISTS failures (
+    cell TEXT PRIMARY KEY, variant TEXT, task TEXT, error TEXT, profile TEXT,
+    eval_seed INTEGER, run_id INTEGER);
+"""
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, fsync it, rename into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+class Store:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-probe-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as err:
+            raise HarnessError(f"store {self.root} is not writable ({err.strerror}); "
+                               "pass --store DIR with a writable folder") from None
+        self.db = sqlite3.connect(self.root / "results.sqlite", timeout=60,
+                                  isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=60000")
+        with self.transaction():
+            for statement in SCHEMA.strip().split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif row[0] != str(SCHEMA_VERSION):
+                raise HarnessError(f"store {self.root} was written by an incompatible harness "
+                                   f"(schema {row[0]}, this one reads {SCHEMA_VERSION}); "
+                                   "use another --store or delete it")
+
+    @classmethod
+    def open_existing(cls, root: str | Path) -> Store:
+        if not (Path(root) / "results.sqlite").is_file():
+            raise HarnessError(f"no results store at {root}; run `harness run` first "
+                               "or pass --store DIR")
+        return cls(root)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---------------------------------------------------------------------------- records
+
+    def start_run(self, argv: list[str], profile: str, seeds: list[int], commit: str,
+                  packages: dict[str, str], started: str) -> int:
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO runs (started, argv, profile, seeds, git_commit, "
+                             "packages) VALUES (?, ?, ?, ?, ?, ?)",
+                             (started, json.dumps(argv), profile, json.dumps(seeds), commit,
+                              json.dumps(packages, sort_keys=True)))
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, finished: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished=? WHERE id=?", (finished, run_id))
+
+    def put_variant(self, key: str, row: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO variants VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (key, row["encoder"], row["family"], row["adapter"], row["train_task"],
+                        row["seed"], row["merge"], row["group"], row["profile"],
+                        json.dumps(row.get("info", {}), sort_keys=True, default=str)))
+
+    def has_cell(self, cell: str, metric_keys: list[str]) -> bool:
+        rows = self.db.execute(
+            f"SELECT COUNT(*) FROM scores WHERE cell=? AND metric_key IN "
+            f"({','.join('?' * len(metric_keys))})", (cell, *metric_keys)).fetchone()
+        return bool(rows[0] == len(metric_keys))
+
+    def put_scores(self, cell: str, variant: str, task: str, where: tuple[str, int, int],
+                   scores: list[tuple[str, str, float, str]]) -> None:
+        """``scores``: (metric_key, metric_label, value, note) rows, stored in one transaction;
+        ``where``: (profile, eval seed, run id)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
+                           [(cell, mk, variant, task, label, value, note, *where)
+                            for mk, label, value, note in scores])
+            db.execute("DELETE FROM failures WHERE cell=?", (cell,))
+
+    def put_failure(self, cell: str, variant: str, task: str, error: str,
+                    where: tuple[str, int, int]) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO failures VALUES (?,?,?,?,?,?,?)",
+                       (cell, variant, task, error, *where))
+
+    # -------------------------------------------------------------------------- artifacts
+
+    def embeddings_path(self, key: str) -> Path:
+        return self.root / "artifacts" / "embeddings" / f"{key}.npy"
+
+    def load_embeddings(self, key: str, rows: int) -> np.ndarray | None:
+        path = self.embeddings_path(key)
+        if not path.is_file():
+            return None
+        try:
+            X = np.load(path, allow_pickle=False)
+            if X.ndim != 2 or X.shape[0] != rows or X.dtype != np.float32:
+                raise ValueError(f"shape {X.shape} dtype {X.dtype}")
+            return np.asarray(X)
+        except (ValueError, OSError, EOFError):
+            path.unlink(missing_ok=True)  # corrupt: recompute, never use
+            return None
+
+    def save_embeddings(self, key: str, X: np.ndarray) -> None:
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(X, dtype=np.float32), allow_pickle=False)
+        atomic_write(self.embeddings_path(key), write)
+
+    def checkpoints_dir(self, key: str) -> Path:
+        return self.root / "artifacts" / "checkpoints" / key
+
+    def load_checkpoints(self, key: str) -> list[dict[str, Any]] | None:
+        """The stored checkpoints of a training job, or None if absent or unreadable."""
+        from safetensors.torch import load_file
+
+        folder = self.checkpoints_dir(key)
+        done = folder / "done.json"
+        if not done.is_file():
+            return None
+        try:
+            manifest = json.loads(done.read_text())
+            out = []
+            for entry in manifest["checkpoints"]:
+                tensors = load_file(folder / entry["file"])
+                if sorted(tensors) != sorted(entry["tensors"]):
+                    raise ValueError("tensor names differ from the manifest")
+                out.append({"stage": entry["stage"], "seed": entry["seed"], "tensors": tensors})
+            return out
+        except Exception:  # truncated or corrupt: recompute, never use
+            done.unlink(missing_ok=True)
+            return None
+
+    def save_checkpoints(self, key: str, checkpoints: list[dict[str, Any]]) -> None:
+        from safetensors.torch import save_file
+
+        folder = self.checkpoints_dir(key)
+        entries = []
+        for ck in checkpoints:
+            name = f"stage-{ck['stage']}-seed-{ck['seed']}.safetensors"
+            tensors: dict[str, torch.Tensor] = {k: v.detach().contiguous().cpu()
+                                                for k, v in ck["tensors"].items()}
+            atomic_write(folder / name, lambda tmp, t=tensors: save_file(t, str(tmp)))
+            entries.append({"stage": ck["stage"], "seed": ck["seed"], "file": name,
+                            "tensors": sorted(tensors)})
+        atomic_write_text(folder / "done.json", json.dumps({"checkpoints": entries}, indent=1))
+
+    # ---------------------------------------------------------------------------- queries
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        self.db.row_factory = sqlite3.Row
+        try:
+            return list(self.db.execute(sql, args))
+        finally:
+            self.db.row_factory = None
