@@ -28,12 +28,20 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"harness: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> Parser:
+def _common(prefix: str = "") -> argparse.ArgumentParser:
+    # Accepted before and after the subcommand; separate dests so that the subcommand's
+    # defaults do not overwrite what was given before it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
-                        help="load a one-off plugin module (repeatable)")
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser = Parser(prog="harness", description=__doc__, parents=[common])
+    common.add_argument("--plugin", dest=f"{prefix}plugin", action="append", default=[],
+                        metavar="FILE.py", help="load a one-off plugin module (repeatable)")
+    common.add_argument("--debug", dest=f"{prefix}debug", action="store_true",
+                        help="show tracebacks")
+    return common
+
+
+def build_parser() -> Parser:
+    common = _common()
+    parser = Parser(prog="harness", description=__doc__, parents=[_common("top_")])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", parents=[common], help="run a grid and write the leaderboard")
@@ -198,8 +206,14 @@ class _progress:
 
     def __enter__(self) -> Any:
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         console = Console(stderr=True)
         self.bar = Progress(TextColumn("cells"), BarColumn(), MofNCompleteColumn(),
@@ -232,11 +246,11 @@ COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "leaderboard": cmd_leaderboa
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    debug = args.debug or bool(os.environ.get("HARNESS_DEBUG"))
+    debug = args.debug or args.top_debug or bool(os.environ.get("HARNESS_DEBUG"))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            reg = load_registry(args.plugin)
+            reg = load_registry([*args.top_plugin, *args.plugin])
         for w in caught:
             print(f"warning: {w.message}", file=sys.stderr)
         return COMMANDS[args.command](args, reg)

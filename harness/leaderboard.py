@@ -150,7 +150,8 @@ def _notes(store: Store, profile: str, seed: int) -> list[str]:
                         "ORDER BY metric, note", (profile, seed))
     failures = store.query("SELECT v.encoder, v.adapter, v.train_task, v.merge, f.task, f.error "
                            "FROM failures f JOIN variants v ON v.key = f.variant "
-                           "WHERE f.profile = ? AND f.eval_seed = ? ORDER BY v.encoder, v.adapter, v.train_task, v.merge, f.task", (profile, seed))
+                           "WHERE f.profile = ? AND f.eval_seed = ? ORDER BY v.encoder, "
+                           "v.adapter, v.train_task, v.merge, f.task", (profile, seed))
     out: list[str] = []
     if notes:
         out += ["## Notes", ""] + [f"- `{md(n['metric'])}` n/a in {n['n']} cells: "

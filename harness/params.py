@@ -91,7 +91,7 @@ def expand(cls: type, kind: str, raw: dict[str, list[str]]) -> list[Any]:
     """One instance per combination of swept values, in the order given."""
     keys = list(raw)
     combos = itertools.product(*(raw[k] for k in keys)) if keys else [()]
-    return [build(cls, kind, dict(zip(keys, combo))) for combo in combos]
+    return [build(cls, kind, dict(zip(keys, combo, strict=True))) for combo in combos]
 
 
 def params_of(obj: Any) -> dict[str, Any]:

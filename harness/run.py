@@ -66,16 +66,18 @@ class Runner:
                        for t in plan.tasks}
         self._checkpoints: dict[str, list[Checkpoint]] = {}
         self.where = (plan.profile.name, plan.seed, run_id)
+        self._stored: dict[str, set[str]] = {}  # cell -> metric keys already in the store
 
     # -------------------------------------------------------------------------------- driver
 
     def run(self) -> Summary:
         for variant in self.plan.variants:
             self.store.put_variant(variant.key, variant.row(self.plan.profile))
-        metric_keys = [mk for mk, _, _ in self.metrics]
+        metric_keys = {mk for mk, _, _ in self.metrics}
         todo: dict[str, list[Cell]] = {}
         for cell in self.plan.cells:
-            if self.store.has_cell(cell.key, metric_keys):
+            self._stored[cell.key] = self.store.stored_metrics(cell.key) & metric_keys
+            if self._stored[cell.key] == metric_keys:
                 self.summary.reused += 1
                 self.advance(1)
             else:
@@ -214,6 +216,8 @@ class Runner:
             note = "only one class present"
         try:
             for mk, name, metric in self.metrics:
+                if mk in self._stored.get(cell.key, ()):
+                    continue  # a metric added to a finished run scores only itself
                 if note:
                     rows.append((mk, name, math.nan, note))
                     continue

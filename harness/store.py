@@ -137,11 +137,10 @@ class Store:
                         row["seed"], row["merge"], row["group"], row["profile"],
                         json.dumps(row.get("info", {}), sort_keys=True, default=str)))
 
-    def has_cell(self, cell: str, metric_keys: list[str]) -> bool:
-        rows = self.db.execute(
-            f"SELECT COUNT(*) FROM scores WHERE cell=? AND metric_key IN "
-            f"({','.join('?' * len(metric_keys))})", (cell, *metric_keys)).fetchone()
-        return bool(rows[0] == len(metric_keys))
+    def stored_metrics(self, cell: str) -> set[str]:
+        """The metric keys already scored for ``cell``."""
+        return {r[0] for r in self.db.execute("SELECT metric_key FROM scores WHERE cell=?",
+                                              (cell,))}
 
     def put_scores(self, cell: str, variant: str, task: str, where: tuple[str, int, int],
                    scores: list[tuple[str, str, float, str]]) -> None:

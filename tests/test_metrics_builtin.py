@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
-import pathlib
-import sys
 
+import harness.plugins.metrics as M
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the package is not installed yet: import harness from the repo
-
-from harness.api import Metric, MetricUndefined  # noqa: E402
-
-
-def _load_metrics():
-    spec = importlib.util.spec_from_file_location("harness_plugins_metrics",
-                                                  ROOT / "plugins" / "metrics.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve ClassVar annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-M = _load_metrics()  # once installed: `import harness.plugins.metrics as M`
+from harness.api import Metric, MetricUndefined
 
 NAMES = ["silhouette", "davies-bouldin", "calinski-harabasz", "probe-accuracy",
          "knn-accuracy", "kmeans-nmi", "kmeans-ari"]

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import pathlib
 import random
-import sys
 from collections import Counter
 
 import numpy as np
 import pytest
+from harness.tasks import builtin
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # for harness.api
-
-from harness.api import Task  # noqa: E402
-
-
-def _load_by_path():
-    """The module from its file (the project is not installed yet)."""
-    name = "harness_tasks_builtin"
-    path = pathlib.Path(__file__).resolve().parents[1] / "tasks" / "builtin.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-# Once the project is installed, this line becomes: from harness.tasks import builtin
-builtin = _load_by_path()
+from harness.api import Task
 
 TASKS = {cls.name: cls() for cls in builtin.TASKS}
 EXPECTED_NAMES = [
