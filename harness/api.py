@@ -75,6 +75,9 @@ class Task(Component):
     """A number-theoretic property of a sequence."""
 
     classes: ClassVar[tuple[str, ...]]
+    #: trained on by ``harness run --all`` (every task is always evaluated); tasks set this
+    #: False to keep the default grid small
+    trains_by_default: ClassVar[bool] = True
 
     def label(self, seq: Seq[int]) -> int | None:
         """The class index of ``seq``, or None where the property does not apply."""

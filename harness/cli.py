@@ -51,6 +51,9 @@ def build_parser() -> Parser:
         run.add_argument(f"--{SINGULAR[kind]}", dest=kind, action="append", default=[],
                          metavar="NAME[:k=v,...]", help=f"select a {SINGULAR[kind]} "
                          "(repeatable; k=v1,v2 sweeps a parameter)")
+    run.add_argument("--train-task", dest="train_tasks", action="append", default=[],
+                     metavar="NAME", help="train on these tasks only (default: the selected "
+                     "tasks; with --all and no --task, those marked trains_by_default)")
     run.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     run.add_argument("--seed", type=int, default=0, help="seed of the samples and first seed")
     run.add_argument("--seeds", type=int, default=1, help="training seeds per variant")
@@ -142,7 +145,15 @@ def select(reg: Registry, args: argparse.Namespace) -> Any:
         names = ", ".join(f"{p.name} ({p.distribution}): {p.error}" for p in reg.broken)
         raise HarnessError(f"--all needs every plugin but some failed to load: {names}; fix "
                            "or disable them with HARNESS_DISABLE_PLUGINS=NAME")
-    return Selection(**chosen)
+    if args.train_tasks:
+        train = [item for text in args.train_tasks
+                 for item in expand(reg.get("tasks", parse_spec(text)[0]), "task",
+                                    parse_spec(text)[1])]
+    elif args.all and not given["tasks"]:
+        train = [t for t in chosen["tasks"] if t.trains_by_default]
+    else:
+        train = None
+    return Selection(**chosen, train_tasks=train)
 
 
 def provenance() -> tuple[str, dict[str, str]]:

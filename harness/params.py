@@ -95,7 +95,14 @@ def expand(cls: type, kind: str, raw: dict[str, list[str]]) -> list[Any]:
 
 
 def params_of(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in fields_of(type(obj))}
+    hints = typing.get_type_hints(type(obj)) if fields_of(type(obj)) else {}
+    out = {}
+    for f in fields_of(type(obj)):
+        value = getattr(obj, f.name)
+        if hints.get(f.name) is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # `t: float = 1` and t=1 on the command line hash the same
+        out[f.name] = value
+    return out
 
 
 def describe(cls: type) -> list[dict[str, Any]]:

@@ -25,8 +25,9 @@ class Selection:
     encoders: list[Encoder]
     adapters: list[Adapter]
     merges: list[Merge]
-    tasks: list[Task]
+    tasks: list[Task]  # eval tasks
     metrics: list[Metric]
+    train_tasks: list[Task] | None = None  # None: the eval tasks
 
 
 @dataclass
@@ -160,7 +161,7 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
                 reason = ok if isinstance(ok, str) else "not supported"
                 skipped.append((f"{label(enc)} + {label(adapter)}", reason))
                 continue
-            for task in sel.tasks:
+            for task in (sel.tasks if sel.train_tasks is None else sel.train_tasks):
                 for s in range(seed, seed + seeds):
                     train_key = content_hash("train", enc_id, identity(adapter), identity(task),
                                              s, seed, dataclasses.asdict(profile))

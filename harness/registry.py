@@ -110,9 +110,17 @@ def _load_file(path: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise HarnessError(f"--plugin {path}: not a Python module")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
+    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
@@ -178,7 +186,8 @@ def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
         try:
             pm.register(module, name=info.name)
         except pluggy.PluginValidationError as err:
-            raise HarnessError(f"plugin {info.name!r} ({info.distribution}): {err}") from None
+            raise HarnessError(f"plugin {info.name!r} ({info.distribution}): "
+                               f"{_one_line(err)}") from None
         info.hooks = sorted(h.name for h in pm.get_hookcallers(module) or [])
         if not info.hooks:
             warnings.warn(f"plugin {info.name!r} ({info.distribution}) implements no harness "
@@ -187,7 +196,8 @@ def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as err:
-        raise HarnessError(f"{err}; hooks are named register_<kind>(register)") from None
+        raise HarnessError(f"{_one_line(err)}; hooks are named register_<kind>(register)"
+                           ) from None
     for kind in KINDS:
         hook = getattr(pm.hook, f"register_{kind}")
         for impl in hook.get_hookimpls():
