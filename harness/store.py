@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,10 +91,22 @@ class Store:
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif row[0] != str(SCHEMA_VERSION):
-                raise HarnessError(f"store {self.root} was written by an incompatible harness "
-                                   f"(schema {row[0]}, this one reads {SCHEMA_VERSION}); "
-                                   "use another --store or delete it")
+        if row is not None and row[0] != str(SCHEMA_VERSION):
+            self.db.close()
+            raise HarnessError(f"store {self.root} was written by an incompatible harness "
+                               f"(schema {row[0]}, this one reads {SCHEMA_VERSION}); "
+                               "use another --store or delete it")
+
+    def sweep_temporary(self, older_than_s: float = 3600.0) -> int:
+        """Delete temporary files a killed run left behind (old enough not to be in use)."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for tmp in (self.root / "artifacts").rglob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+        return removed
 
     @classmethod
     def open_existing(cls, root: str | Path) -> Store:
@@ -169,11 +182,16 @@ class Store:
             return None
         try:
             X = np.load(path, allow_pickle=False)
-            if X.ndim != 2 or X.shape[0] != rows or X.dtype != np.float32:
+            if not isinstance(X, np.ndarray):  # e.g. a zip (.npz) at this path
+                close = getattr(X, "close", None)
+                if close:
+                    close()
+                raise ValueError("not a .npy array")
+            if X.ndim != 2 or X.shape[0] != rows or X.shape[1] < 1 or X.dtype != np.float32:
                 raise ValueError(f"shape {X.shape} dtype {X.dtype}")
             return np.asarray(X)
-        except (ValueError, OSError, EOFError):
-            path.unlink(missing_ok=True)  # corrupt: recompute, never use
+        except Exception:  # corrupt in any way: recompute, never use
+            path.unlink(missing_ok=True)
             return None
 
     def save_embeddings(self, key: str, X: np.ndarray) -> None:
@@ -213,7 +231,8 @@ class Store:
         entries = []
         for ck in checkpoints:
             name = f"stage-{ck['stage']}-seed-{ck['seed']}.safetensors"
-            tensors: dict[str, torch.Tensor] = {k: v.detach().contiguous().cpu()
+            # clone: tied weights share memory, which safetensors refuses to save
+            tensors: dict[str, torch.Tensor] = {k: v.detach().cpu().clone().contiguous()
                                                 for k, v in ck["tensors"].items()}
             atomic_write(folder / name, lambda tmp, t=tensors: save_file(t, str(tmp)))
             entries.append({"stage": ck["stage"], "seed": ck["seed"], "file": name,

@@ -111,8 +111,8 @@ def test_encoder_contract(name: str) -> None:
 @pytest.mark.parametrize("name", names("adapters"))
 def test_adapter_contract(name: str) -> None:
     adapter = REG.components["adapters"][name]()
-    for enc in REG.components["encoders"].values():
-        answer = adapter.supports(enc())
+    for name in names("encoders", default_only=True):
+        answer = adapter.supports(REG.components["encoders"][name]())
         assert answer is True or (isinstance(answer, str) and answer)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import harness.plugins.metrics as M
 import numpy as np
 import pytest
 
+import harness.plugins.metrics as M
 from harness.api import Metric, MetricUndefined
 
 NAMES = ["silhouette", "davies-bouldin", "calinski-harabasz", "probe-accuracy",

@@ -345,7 +345,7 @@ def test_disable_plugin_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     reg = load_registry([path])
     assert "myplug" not in reg.plugins and "scratch" not in reg.plugins
     assert "last-even-reg" not in reg.components["tasks"]
-    assert reg.components["encoders"] == {}
+    assert "scratch" not in reg.components["encoders"]
 
 
 # -------------------------------------------------------------------------------- lookup

@@ -8,9 +8,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from harness.tasks import builtin
 
 from harness.api import Task
+from harness.tasks import builtin
 
 TASKS = {cls.name: cls() for cls in builtin.TASKS}
 EXPECTED_NAMES = [

@@ -1,0 +1,174 @@
+"""Encoder ``hf``: any transformers model by hub id or local folder, and the backbone that every
+transformers-based encoder (``minilm``, ``smollm2``) shares."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import time
+from collections.abc import Iterator
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import torch
+
+from harness.api import Backbone, Encoder, Sequence, render
+from harness.hookspecs import hookimpl
+
+Pooling = Literal["mean", "last", "cls"]
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+@functools.cache
+def cpu_bf16_pays() -> bool:
+    """Whether bf16 matmuls beat fp32 on this CPU, measured once per process.
+
+    With AMX they run ~3x faster; without it (AVX2 only) bf16 is emulated and ~50x slower, so a
+    flag check is not enough: time a small matmul both ways.
+    """
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    timings = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        x, y = a.to(dtype), b.to(dtype)
+        x @ y
+        start = time.perf_counter()
+        for _ in range(3):
+            x @ y
+        timings[dtype] = time.perf_counter() - start
+    return timings[torch.bfloat16] * 1.3 < timings[torch.float32]
+
+
+def autocast_dtype(device: str, precision: str) -> torch.dtype | None:
+    """The autocast dtype for this device, or None for plain fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if cpu_bf16_pays() else None
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(batch, tokens, dim) -> (batch, dim) over the real (non-padding) tokens."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "last":  # the last real token, whichever side the padding is on
+        positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+        last = (positions * mask).argmax(dim=1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class HFBackbone(Backbone):
+    """A transformers base model (no LM head) + tokenizer, pooled into one vector per sequence."""
+
+    default_lr = 2e-4
+
+    def __init__(self, model: Any, tokenizer: Any, pooling: str, device: str,
+                 precision: str = "auto"):
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        self.module, self.tokenizer, self.pooling, self.device = model, tokenizer, pooling, device
+        self.module.to(device)
+        self.autocast = autocast_dtype(device, precision)
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        if self.autocast is None:
+            yield
+        else:
+            with torch.autocast(self.device.split(":")[0], dtype=self.autocast):
+                yield
+
+    def encode(self, seqs: Seq[Sequence]) -> torch.Tensor:
+        batch = self.tokenizer([render(s) for s in seqs], padding=True, return_tensors="pt")
+        ids = batch["input_ids"].to(self.device)
+        mask = batch["attention_mask"].to(self.device)
+        with self._autocast():
+            hidden = self.module(input_ids=ids, attention_mask=mask).last_hidden_state
+        return pool(hidden.float(), mask, self.pooling)
+
+
+def quiet_transformers() -> None:
+    """No progress bars or advisory logging from transformers inside a run."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def load_pretrained(path: str, pooling: str, device: str, precision: str,
+                    trust_remote_code: bool = False) -> HFBackbone:
+    from transformers import AutoModel, AutoTokenizer
+
+    quiet_transformers()
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    model = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                      dtype=torch.float32)
+    model.eval()
+    return HFBackbone(model, tokenizer, pooling, device, precision)
+
+
+def infer_family(config: Any) -> str:
+    """``llm`` for decoder-only language models, ``non-llm`` for encoders (BERT-like)."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    kind = getattr(config, "model_type", "")
+    if kind in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return "non-llm"
+    archs = getattr(config, "architectures", None) or []
+    if kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or any(a.endswith("ForCausalLM") for a in archs):
+        return "llm"
+    return "non-llm"
+
+
+@dataclass(frozen=True)
+class HF(Encoder):
+    """Any transformers model by hub id or local folder (hf:model=ID_OR_PATH)."""
+
+    name: ClassVar[str] = "hf"
+    version: ClassVar[str] = "1"
+    in_all: ClassVar[bool] = False  # needs model=
+
+    model: str = field(default="", metadata={"help": "hub id or local folder"})
+    pooling: Pooling = field(default="mean", metadata={"help": "mean | last | cls"})
+    family: str = field(default="", metadata={
+        "help": "llm | non-llm; empty: inferred from the architecture"})
+    precision: Precision = field(default="auto", metadata={
+        "help": "auto (bf16 where it is faster: CUDA, CPUs with AMX) | fp32 | bf16"})
+    trust_remote_code: bool = field(default=False, metadata={
+        "help": "run the model repository's own code (only for sources you trust)"})
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ValueError("needs model=HUB_ID or model=LOCAL_FOLDER")
+        if self.family not in ("", "llm", "non-llm"):
+            raise ValueError(f"family={self.family!r} is not llm or non-llm")
+        if not self.family:
+            from transformers import AutoConfig
+
+            try:
+                config = AutoConfig.from_pretrained(self.model,
+                                                    trust_remote_code=self.trust_remote_code)
+            except (OSError, ValueError) as err:
+                where = "folder" if os.path.isdir(self.model) else "model"
+                first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                raise ValueError(f"cannot read the config of {where} {self.model!r}: "
+                                 f"{first}") from None
+            object.__setattr__(self, "family", infer_family(config))
+
+    def load(self, device: str) -> Backbone:
+        return load_pretrained(self.model, self.pooling, device, self.precision,
+                               self.trust_remote_code)
+
+
+@hookimpl
+def register_encoders(register):  # type: ignore[no-untyped-def]
+    register(HF)

@@ -1,0 +1,154 @@
+"""Transformers encoders and LoRA on tiny random models saved to a temporary folder: the same
+loading code a user with a hub connection or a local model folder runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness.api import PROFILES, HarnessError
+from harness.cli import main
+from harness.params import build
+from harness.plugins import lora as lora_module
+from harness.plugins.hf import HF, autocast_dtype, pool
+from harness.plugins.lora import Lora
+
+SEQS = [(1, 2, 3, 4), (10, 200, 30, 4, 5, 6), (7, 11, 13, 29), (1, 2, 3, 4)]
+
+
+def _tokenizer():  # a character-level tokenizer over the rendered sequences
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", *"0123456789,"])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(),
+                                                 pre_tokenizers.Digits(individual_digits=True)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]",
+                                   cls_token="[CLS]")
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=16, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=64, pad_token_id=0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    _tokenizer().save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=16, hidden_size=32, num_hidden_layers=2,
+                         num_attention_heads=4, intermediate_size=64)).save_pretrained(folder)
+    _tokenizer().save_pretrained(folder)
+    return str(folder)
+
+
+def test_family_is_inferred(tiny_llama: str, tiny_bert: str) -> None:
+    assert HF(model=tiny_llama).family == "llm"
+    assert HF(model=tiny_bert).family == "non-llm"
+    assert HF(model=tiny_bert, family="llm").family == "llm"
+    assert HF(model=tiny_llama).trust_remote_code is False
+
+
+def test_bad_models_are_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="needs model="):
+        build(HF, "encoder", {})
+    with pytest.raises(HarnessError, match="cannot read the config"):
+        build(HF, "encoder", {"model": str(tmp_path)})
+    with pytest.raises(HarnessError, match="not one of"):
+        build(HF, "encoder", {"model": str(tmp_path), "pooling": "max"})
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last", "cls"])
+def test_embeddings_ignore_padding(tiny_llama: str, pooling: str) -> None:
+    backbone = HF(model=tiny_llama, pooling=pooling).load("cpu")
+    together = backbone.embed(SEQS, batch_size=4)  # padded to the longest
+    alone = np.stack([backbone.embed([s])[0] for s in SEQS])  # no padding at all
+    assert together.shape == (4, 32) and together.dtype == np.float32
+    assert np.allclose(together, alone, atol=1e-4)
+    assert not np.allclose(together[0], together[2])
+
+
+def test_pool_on_both_padding_sides() -> None:
+    hidden = torch.arange(2 * 4 * 1, dtype=torch.float32).reshape(2, 4, 1)
+    right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    left = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    assert pool(hidden, right, "last").flatten().tolist() == [1.0, 7.0]
+    assert pool(hidden, left, "last").flatten().tolist() == [3.0, 7.0]
+    assert pool(hidden, right, "mean").flatten().tolist() == [0.5, 5.5]
+    assert pool(hidden, right, "cls").flatten().tolist() == [0.0, 4.0]
+
+
+def test_precision_choice() -> None:
+    assert autocast_dtype("cpu", "fp32") is None
+    assert autocast_dtype("cpu", "bf16") is torch.bfloat16
+    assert autocast_dtype("cpu", "auto") in (None, torch.bfloat16)  # measured on this CPU
+
+
+def test_lora_checkpoints_are_folded_dense_deltas(tiny_llama: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    backbone = HF(model=tiny_llama).load("cpu")
+    before = {k: v.clone() for k, v in backbone.weights().items()}
+    seen: list[dict[str, torch.Tensor]] = []
+    real_folded = lora_module.folded
+
+    def spy(model):  # record what the stages computed by hand
+        out = real_folded(model)
+        seen.append(out)
+        return out
+
+    monkeypatch.setattr(lora_module, "folded", spy)
+    train = [(2, 4, 6, 8), (1, 3, 5, 7)] * 8
+    checkpoints = Lora(rank=2).fit(backbone, train, [0, 1] * 8, 0, PROFILES["smoke"])
+    assert [c.stage for c in checkpoints] == [0, 1]
+    final = checkpoints[-1].tensors
+    assert sorted(final) == sorted(seen[-1])  # only the adapted projections
+    assert all(k.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight",
+                           "o_proj.weight")) for k in final)
+    for key, value in final.items():  # merge_and_unload == W + ΔW computed by hand
+        assert torch.allclose(value, seen[-1][key], atol=1e-6)
+        assert not torch.equal(value, before[key])
+    # the module is a plain model again: no LoRA layers, the original tensor names
+    assert sorted(backbone.weights()) == sorted(before)
+    assert not any("lora_" in n for n, _ in backbone.module.named_modules())
+
+
+def test_lora_and_full_in_a_run(tiny_llama: str, tiny_bert: str, tmp_path: Path,
+                                capsys: pytest.CaptureFixture) -> None:
+    argv = ["run", "--encoder", f"hf:model={tiny_llama},pooling=last", "--encoder",
+            f"hf:model={tiny_bert}", "--adapter", "lora:rank=4", "--adapter", "full",
+            "--task", "parity", "--profile", "smoke", "--store", str(tmp_path / "s"),
+            "--out", str(tmp_path / "lb.md")]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    # llama: base + lora; bert: base + lora + full  -> 5 variants x 1 task
+    assert captured.out.strip() == "cells: 5 computed, 0 reused, 0 failed"
+    assert "skipped: hf:model=" in captured.err and "LLMs take lora" in captured.err
+    board = (tmp_path / "lb.md").read_text()
+    assert "LLM + LoRA" in board and "non-LLM fine-tuned (full)" in board
+    stored = list((tmp_path / "s" / "artifacts" / "checkpoints").glob("*/*.safetensors"))
+    assert stored and not list((tmp_path / "s").rglob("*.pt"))
+
+
+def test_unknown_lora_targets_fail_the_cells(tiny_llama: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    code = main(["run", "--encoder", f"hf:model={tiny_llama}", "--adapter",
+                 "lora:targets=nope_proj", "--task", "parity", "--profile", "smoke",
+                 "--store", str(tmp_path / "s"), "--out", str(tmp_path / "lb.md")])
+    captured = capsys.readouterr()
+    assert code == 1 and "set targets=" in captured.err
+    assert captured.out.strip() == "cells: 1 computed, 0 reused, 1 failed"

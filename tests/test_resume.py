@@ -1,0 +1,289 @@
+"""Resuming: a run killed with SIGKILL at any point, re-run with the same command, ends where an
+uninterrupted run ends; the same command gives the same bytes; a grown selection computes only
+its new cells.
+
+The killed runs are real subprocesses (``python -m harness.cli run ...``); the runs that finish
+them run in this process through ``harness.cli.main`` (the same code, without paying the torch
+import again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.api import PROFILES
+from harness.cli import build_parser, main, select
+from harness.plan import Plan, build_plan
+
+SMOKE_TASKS = ["parity", "progression", "sum-parity"]  # 4 variants x 3 tasks = 12 cells
+SUMMARY = re.compile(r"cells: (\d+) computed, (\d+) reused, (\d+) failed")
+POLL_S = 0.02
+WAIT_S = 240.0  # generous: the machine may be shared with other test runs
+
+
+def run_args(tasks: list[str], store: str | Path = "S", out: str | Path = "O") -> list[str]:
+    # --merge none pins the plan: a merge added later with in_all would multiply the variants.
+    args = ["run", "--encoder", "scratch", "--adapter", "full", "--merge", "none"]
+    for task in tasks:
+        args += ["--task", task]
+    return [*args, "--profile", "smoke", "--store", str(store), "--out", str(out)]
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment of a run in a subprocess: torch's thread count as in this process, so
+    that its floats match the runs made here (the thread count changes the last bits)."""
+    import torch
+
+    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+
+
+def parse_summary(stdout: str) -> dict[str, int]:
+    lines = stdout.strip().splitlines()
+    assert lines, "no output on stdout"
+    m = SUMMARY.fullmatch(lines[-1].strip())
+    assert m, f"last stdout line is not a summary: {lines[-1]!r}"
+    return dict(zip(("computed", "reused", "failed"), map(int, m.groups()), strict=True))
+
+
+def run_here(tasks: list[str], folder: Path) -> dict[str, int]:
+    """``harness run`` in this process on ``folder/S``, leaderboard ``folder/O``."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(run_args(tasks, folder / "S", folder / "O"))
+    summary = parse_summary(buf.getvalue())
+    assert rc == 0, (rc, summary)
+    return summary
+
+
+def plan_for(registry, tasks: list[str]) -> Plan:
+    args = build_parser().parse_args(run_args(tasks))
+    return build_plan(registry, select(registry, args), PROFILES[args.profile], args.seed,
+                      args.seeds)
+
+
+def query(db: Path, sql: str) -> list[tuple]:
+    con = sqlite3.connect(db.as_uri() + "?mode=rw", uri=True, timeout=30)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def poll_count(db: Path, sql: str) -> int:
+    """A count from a store that a live run is writing; 0 while it is still being created."""
+    if not db.is_file():
+        return 0
+    try:
+        con = sqlite3.connect(db.as_uri() + "?mode=rw", uri=True, timeout=0.5)
+        try:
+            return int(con.execute(sql).fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.OperationalError:  # no table yet, or busy switching to WAL
+        return 0
+
+
+def stored_cells(db: Path) -> set[str]:
+    return {r[0] for r in query(db, "SELECT DISTINCT cell FROM scores")}
+
+
+def check_artifacts(store: Path, trainings: int) -> None:
+    """Every artifact a later run would read loads cleanly, pickle-free."""
+    from safetensors.torch import load_file
+
+    arrays = sorted((store / "artifacts").rglob("*.npy"))
+    assert arrays
+    for path in arrays:
+        X = np.load(path, allow_pickle=False)
+        assert X.ndim == 2 and X.dtype == np.float32 and X.shape[1] >= 1, path
+        assert np.isfinite(X).all(), path
+    done = sorted((store / "artifacts" / "checkpoints").glob("*/done.json"))
+    assert len(done) == trainings
+    for manifest_path in done:
+        manifest = json.loads(manifest_path.read_text())
+        assert manifest["checkpoints"]
+        for entry in manifest["checkpoints"]:
+            tensors = load_file(manifest_path.parent / entry["file"])
+            assert sorted(tensors) == sorted(entry["tensors"]) and tensors
+
+
+def scores_table(db: Path) -> list[tuple]:
+    return query(db, "SELECT cell, metric_key, variant, task, metric, value, note FROM scores "
+                     "ORDER BY cell, metric_key")
+
+
+def same_scores(a: list[tuple], b: list[tuple]) -> bool:
+    """Equal rows, NaN equal to NaN (undefined metrics store NaN)."""
+    def norm(rows: list[tuple]) -> list[tuple]:
+        return [tuple("NaN" if isinstance(v, float) and math.isnan(v) else v for v in r)
+                for r in rows]
+    return norm(a) == norm(b)
+
+
+# ------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    """The smoke command, run to completion as a subprocess (the user's way)."""
+    folder = tmp_path_factory.mktemp("smoke")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", *run_args(SMOKE_TASKS)],
+                          cwd=folder, env=subprocess_env(), capture_output=True, text=True,
+                          timeout=WAIT_S)
+    assert proc.returncode == 0, proc.stderr
+    assert parse_summary(proc.stdout) == {"computed": 12, "reused": 0, "failed": 0}
+    return folder
+
+
+# ----------------------------------------------------------------------------- SIGKILL
+
+
+@pytest.mark.parametrize("point", ["early", "first-cell", "forty-percent"])
+def test_sigkill_then_resume(tmp_path, registry, smoke_run, point):
+    """Kill -9 a run at some point; the same command then finishes it, reusing every cell the
+    killed run stored, and ends with the bytes of an uninterrupted run."""
+    plan = plan_for(registry, SMOKE_TASKS)
+    total = len(plan.cells)
+    trainings = len({v.train_key for v in plan.variants if v.train_key})
+    assert (total, trainings) == (12, 3)
+    db = tmp_path / "S" / "results.sqlite"
+
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *run_args(SMOKE_TASKS)],
+                            cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        polled = 0
+        started_at = None
+        while True:
+            assert proc.poll() is None, (
+                f"the run finished before the kill ({point}); it is too short for this test: "
+                f"{proc.communicate()}")
+            assert time.monotonic() < deadline, f"kill point {point!r} not reached"
+            if point == "early":
+                # Very early: 1 s into the run proper (its row in `runs` exists: the plan is
+                # built and the store open); before that the process is only importing torch.
+                # On a machine fast enough to store half the cells by then, kill at half.
+                if started_at is None and poll_count(db, "SELECT COUNT(*) FROM runs"):
+                    started_at = time.monotonic()
+                if started_at is not None and (
+                        time.monotonic() - started_at >= 1.0
+                        or 2 * poll_count(db, "SELECT COUNT(DISTINCT cell) FROM scores") >= total):
+                    break
+            else:
+                polled = poll_count(db, "SELECT COUNT(DISTINCT cell) FROM scores")
+                want = 1 if point == "first-cell" else math.ceil(0.4 * total)
+                if polled >= want:
+                    break
+            time.sleep(POLL_S)
+        proc.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, out, err)
+    assert not SUMMARY.search(out), "the killed run printed its summary: the kill came too late"
+
+    before = stored_cells(db)
+    assert polled <= len(before) < total, "the kill did not land mid-run"
+    assert before <= {c.key for c in plan.cells}
+    leftovers = set(tmp_path.rglob("*.tmp"))  # a kill mid-write may leave a temp file behind
+    print(f"killed at {point}: {len(before)}/{total} cells stored, "
+          f"{len(list(db.parent.glob('artifacts/checkpoints/*/done.json')))}/{trainings} "
+          f"trainings done, {len(leftovers)} temp files left")
+
+    summary = run_here(SMOKE_TASKS, tmp_path)
+    assert summary["failed"] == 0
+    assert summary["reused"] >= polled
+    assert summary["reused"] == len(before)  # every stored cell is whole (one transaction)
+    assert summary["computed"] + summary["reused"] == total
+    assert stored_cells(db) == {c.key for c in plan.cells}
+    assert query(db, "SELECT COUNT(*) FROM failures") == [(0,)]
+
+    # Temp files are never read as artifacts, and the re-run leaves none of its own.
+    check_artifacts(tmp_path / "S", trainings)
+    assert set(tmp_path.rglob("*.tmp")) <= leftovers
+
+    assert run_here(SMOKE_TASKS, tmp_path) == {"computed": 0, "reused": total, "failed": 0}
+
+    # Resumed == uninterrupted, to the byte and to the stored value.
+    assert (tmp_path / "O").read_bytes() == (smoke_run / "O").read_bytes()
+    assert same_scores(scores_table(db), scores_table(smoke_run / "S" / "results.sqlite"))
+
+
+# ------------------------------------------------------------------------- determinism
+
+
+def test_same_command_same_bytes(tmp_path, smoke_run):
+    """Two stores filled by the same command (one in a subprocess, one here) agree byte for
+    byte: leaderboard, stored values, embeddings and checkpoints."""
+    assert run_here(SMOKE_TASKS, tmp_path) == {"computed": 12, "reused": 0, "failed": 0}
+    a, b = smoke_run, tmp_path
+    assert (a / "O").read_bytes() == (b / "O").read_bytes()
+    assert same_scores(scores_table(a / "S" / "results.sqlite"),
+                       scores_table(b / "S" / "results.sqlite"))
+
+    def files(root: Path) -> dict[str, bytes]:
+        base = root / "S" / "artifacts"
+        return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*"))
+                if p.is_file()}
+
+    fa, fb = files(a), files(b)
+    assert fa.keys() == fb.keys()
+    assert len([k for k in fa if k.endswith(".npy")]) == 12
+    assert len([k for k in fa if k.endswith("done.json")]) == 3
+    assert [k for k in fa if fa[k] != fb[k]] == []
+
+
+# ---------------------------------------------------------------------- grown selection
+
+
+def test_adding_a_task_computes_only_its_cells(tmp_path, registry, smoke_run):
+    """One more task on a finished run: one new training, and the new cells are the new
+    variant on every task plus every old variant on the new task; the rest is reused."""
+    shutil.copytree(smoke_run / "S", tmp_path / "S")
+    grown_tasks = [*SMOKE_TASKS, "monotonic"]
+    old, new = plan_for(registry, SMOKE_TASKS), plan_for(registry, grown_tasks)
+    old_cells, new_cells = {c.key for c in old.cells}, {c.key for c in new.cells}
+    assert old_cells < new_cells
+    fresh = new_cells - old_cells
+    # By arithmetic: V old variants (base + one per task) on T tasks -> (V + 1) x (T + 1).
+    v, t = len(old.variants), len(SMOKE_TASKS)
+    assert (v, len(fresh)) == (t + 1, (v + 1) * (t + 1) - v * t)
+    assert fresh == {c.key for c in new.cells if c.task.name == "monotonic"
+                     or (c.variant.train_task and c.variant.train_task.name == "monotonic")}
+
+    db = tmp_path / "S" / "results.sqlite"
+    checkpoints = tmp_path / "S" / "artifacts" / "checkpoints"
+    done_before = {p: p.stat().st_mtime_ns for p in checkpoints.glob("*/done.json")}
+    assert len(done_before) == t
+
+    summary = run_here(grown_tasks, tmp_path)
+    assert summary == {"computed": len(fresh), "reused": len(old_cells), "failed": 0}
+    run_id = query(db, "SELECT MAX(id) FROM runs")[0][0]
+    written = {r[0] for r in query(db, f"SELECT DISTINCT cell FROM scores WHERE run_id={run_id}")}
+    assert written == fresh
+    assert stored_cells(db) == new_cells
+
+    done_after = {p: p.stat().st_mtime_ns for p in checkpoints.glob("*/done.json")}
+    assert len(done_after) == t + 1  # exactly one new training
+    assert {p: done_after[p] for p in done_before} == done_before  # old ones not retrained
+    new_key = next(v.train_key for v in new.variants
+                   if v.train_task is not None and v.train_task.name == "monotonic")
+    assert set(done_after) - set(done_before) == {checkpoints / new_key / "done.json"}
