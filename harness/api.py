@@ -52,8 +52,9 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", train_size=48, eval_size=40, epochs=2, batch_size=16, stages=2,
                      max_train_steps=8),
-    "quick": Profile("quick", train_size=384, eval_size=240, epochs=3, batch_size=32, stages=3,
-                     max_train_steps=120),
+    # sized so that `make run` (3 encoders incl. SmolLM2-135M) fits a 2-core CPU
+    "quick": Profile("quick", train_size=320, eval_size=100, epochs=2, batch_size=16, stages=3,
+                     max_train_steps=40),
     "paper": Profile("paper", train_size=4000, eval_size=1000, epochs=5, batch_size=64,
                      stages=5, max_train_steps=3000),
 }

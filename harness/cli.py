@@ -181,10 +181,10 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
         raise HarnessError(f"--seeds must be >= 1, got {args.seeds}")
     profile = PROFILES[args.profile]
     plan = build_plan(reg, select(reg, args), profile, args.seed, args.seeds)
+    store = Store(args.store)  # validated before anything is printed: errors stay one line
+    store.sweep_temporary()
     for what, why in plan.skipped:
         print(f"skipped: {what}: {why}", file=sys.stderr)
-    store = Store(args.store)
-    store.sweep_temporary()
     commit, packages = provenance()
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     run_id = store.start_run(sys.argv, profile.name, list(range(args.seed,
@@ -199,7 +199,8 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
         except FailFast as err:
             summary, stopped = runner.summary, str(err)
     store.finish_run(run_id, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-    out = leaderboard.write(store, Path(args.out), profile.name, args.seed)
+    out = leaderboard.write(store, Path(args.out), profile.name, args.seed,
+                            {v.key for v in plan.variants})
     store.close()
     for what, error in summary.failures:
         print(f"failed: {what}: {error}", file=sys.stderr)

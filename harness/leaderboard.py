@@ -68,14 +68,17 @@ def arrow(metric: str) -> str:
     return f"{metric} {'↓' if metric in LOWER_IS_BETTER else '↑'}"
 
 
-def load_rows(store: Store, profile: str, seed: int) -> tuple[list[Row], list[str], list[str]]:
+def load_rows(store: Store, profile: str, seed: int, only: set[str] | None = None
+              ) -> tuple[list[Row], list[str], list[str]]:
     rows: dict[tuple, Row] = {}
     tasks: set[str] = set()
     metrics: set[str] = set()
     for r in store.query(
-            "SELECT v.grp, v.encoder, v.adapter, v.train_task, v.merge, v.seed, s.task, "
+            "SELECT s.variant, v.grp, v.encoder, v.adapter, v.train_task, v.merge, v.seed, s.task, "
             "s.metric, s.value FROM scores s JOIN variants v ON v.key = s.variant "
             "WHERE s.profile = ? AND s.eval_seed = ?", (profile, seed)):
+        if only is not None and r["variant"] not in only:
+            continue
         key = (r["encoder"], r["adapter"], r["train_task"], r["merge"])
         row = rows.setdefault(key, Row(r["grp"], r["encoder"], r["adapter"], r["train_task"],
                                        r["merge"]))
@@ -102,7 +105,10 @@ def _mean_over(row: Row, tasks: list[str], metric: str) -> list[float]:
     return out
 
 
-def render(store: Store, profile: str | None = None, seed: int | None = None) -> str:
+def render(store: Store, profile: str | None = None, seed: int | None = None,
+           only: set[str] | None = None) -> str:
+    """The leaderboard of a profile and eval seed (default: the latest run's); ``only``
+    restricts it to these variant keys (``harness run`` shows the variants of its own plan)."""
     latest = store.query("SELECT profile, seeds FROM runs ORDER BY id DESC LIMIT 1")
     if profile is None:
         profile = latest[0]["profile"] if latest else "quick"
@@ -110,7 +116,7 @@ def render(store: Store, profile: str | None = None, seed: int | None = None) ->
         seed = store.query("SELECT eval_seed FROM scores WHERE profile = ? ORDER BY run_id DESC "
                            "LIMIT 1", (profile,))
         seed = seed[0]["eval_seed"] if seed else 0
-    rows, tasks, metrics = load_rows(store, profile, int(seed))
+    rows, tasks, metrics = load_rows(store, profile, int(seed), only)
     on = [m for m in HEADLINE_ON if m in metrics] or metrics[:3]
     off = [m for m in HEADLINE_OFF if m in metrics] or metrics[:2]
     out = ["# Leaderboard", "",
@@ -140,15 +146,19 @@ def render(store: Store, profile: str | None = None, seed: int | None = None) ->
                 for row in rows]
         out += [tabulate(body, ["variant"] + [md(t) for t in tasks], tablefmt="github",
                          disable_numparse=True), ""]
-    out += _notes(store, profile, int(seed))
+    out += _notes(store, profile, int(seed), only)
     return "\n".join(out).rstrip() + "\n"
 
 
-def _notes(store: Store, profile: str, seed: int) -> list[str]:
-    notes = store.query("SELECT metric, note, COUNT(*) AS n FROM scores WHERE profile = ? AND "
-                        "eval_seed = ? AND note != '' GROUP BY metric, note "
-                        "ORDER BY metric, note", (profile, seed))
-    failures = store.query("SELECT v.encoder, v.adapter, v.train_task, v.merge, f.task, f.error "
+def _notes(store: Store, profile: str, seed: int, only: set[str] | None) -> list[str]:
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for n in store.query("SELECT variant, metric, note FROM scores WHERE profile = ? AND "
+                         "eval_seed = ? AND note != ''", (profile, seed)):
+        if only is None or n["variant"] in only:
+            counts[(n["metric"], n["note"])] += 1
+    notes = [{"metric": m, "note": t, "n": c} for (m, t), c in sorted(counts.items())]
+    failures = store.query("SELECT f.variant, v.encoder, v.adapter, v.train_task, v.merge, "
+                           "f.task, f.error "
                            "FROM failures f JOIN variants v ON v.key = f.variant "
                            "WHERE f.profile = ? AND f.eval_seed = ? ORDER BY v.encoder, "
                            "v.adapter, v.train_task, v.merge, f.task", (profile, seed))
@@ -156,6 +166,7 @@ def _notes(store: Store, profile: str, seed: int) -> list[str]:
     if notes:
         out += ["## Notes", ""] + [f"- `{md(n['metric'])}` n/a in {n['n']} cells: "
                                    f"{md(n['note'])}" for n in notes] + [""]
+    failures = [f for f in failures if only is None or f["variant"] in only]
     if failures:
         out += ["## Failed cells", ""]
         for f in failures:
@@ -166,6 +177,7 @@ def _notes(store: Store, profile: str, seed: int) -> list[str]:
     return out
 
 
-def write(store: Store, out: Path, profile: str | None = None, seed: int | None = None) -> Path:
-    atomic_write_text(out, render(store, profile, seed))
+def write(store: Store, out: Path, profile: str | None = None, seed: int | None = None,
+          only: set[str] | None = None) -> Path:
+    atomic_write_text(out, render(store, profile, seed, only))
     return out

@@ -77,6 +77,8 @@ class Lora(Adapter):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def supports(self, encoder: Encoder) -> bool | str:
+        if encoder.from_scratch:  # nothing pretrained to adapt; `full` trains it
+            return "LoRA adapts a pretrained model; a from-scratch encoder takes full"
         return True  # any torch module with Linear layers
 
     def fit(self, backbone: Backbone, train: Seq[Sequence], labels: Seq[int], seed: int,

@@ -414,6 +414,13 @@ TASKS: tuple[type[Task], ...] = (
     Monotonic,
 )
 
+# `harness run --all` trains on these three (one element-wise, one number-theoretic, one
+# compositional) and evaluates on every task: each train task multiplies the LLM variants, and
+# the default grid must fit a 2-core CPU. `--train-task NAME` trains on any task.
+DEFAULT_TRAIN_TASKS = ("parity", "primality", "progression")
+for _cls in TASKS:
+    _cls.trains_by_default = _cls.name in DEFAULT_TRAIN_TASKS
+
 
 @hookimpl
 def register_tasks(register: Register) -> None:
