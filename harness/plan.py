@@ -101,6 +101,15 @@ def eval_sample(task: Task, profile: Profile, seed: int) -> list[Sequence]:
                     profile.eval_size)
 
 
+def shared_pool(tasks: list[Task], profile: Profile, seed: int
+                ) -> tuple[list[Sequence], dict[str, list[int | None]]]:
+    """The run's evaluation pool: every task's eval sample, in task order, and every sequence
+    labelled by every task (None where a task does not apply), so that any embedding of the pool
+    can be scored against any task. Cells of task T are scored on T's own (balanced) sample."""
+    seqs = [s for t in tasks for s in eval_sample(t, profile, seed)]
+    return seqs, {t.name: [t.label(s) for s in seqs] for t in tasks}
+
+
 def train_sample(task: Task, profile: Profile, seed: int) -> list[Sequence]:
     """A balanced train set with no sequence of the task's eval sample (no leakage)."""
     held_out = set(eval_sample(task, profile, seed))
