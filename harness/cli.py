@@ -121,6 +121,17 @@ def cmd_plugins(args: argparse.Namespace, reg: Registry) -> int:
 # -------------------------------------------------------------------------------------- run
 
 
+def instances(reg: Registry, kind: str, specs: list[str]) -> list[Any]:
+    """The components ``name[:k=v,...]`` specs stand for, sweeps expanded, duplicates dropped."""
+    items: list[Any] = []
+    for text in specs:
+        name, raw = parse_spec(text)
+        for item in expand(reg.get(kind, name), SINGULAR[kind], raw):
+            if item not in items:
+                items.append(item)
+    return items
+
+
 def select(reg: Registry, args: argparse.Namespace) -> Any:
     from harness.plan import Selection
 
@@ -131,13 +142,7 @@ def select(reg: Registry, args: argparse.Namespace) -> Any:
     chosen: dict[str, list[Any]] = {}
     for kind in KINDS:
         if given[kind]:
-            items: list[Any] = []
-            for text in given[kind]:
-                name, raw = parse_spec(text)
-                for item in expand(reg.get(kind, name), SINGULAR[kind], raw):
-                    if item not in items:
-                        items.append(item)
-            chosen[kind] = items
+            chosen[kind] = instances(reg, kind, given[kind])
         else:
             chosen[kind] = [cls() for _, cls in sorted(reg.components[kind].items())
                             if cls.in_all]
@@ -146,9 +151,7 @@ def select(reg: Registry, args: argparse.Namespace) -> Any:
         raise HarnessError(f"--all needs every plugin but some failed to load: {names}; fix "
                            "or disable them with HARNESS_DISABLE_PLUGINS=NAME")
     if args.train_tasks:
-        train = [item for text in args.train_tasks
-                 for item in expand(reg.get("tasks", parse_spec(text)[0]), "task",
-                                    parse_spec(text)[1])]
+        train = instances(reg, "tasks", args.train_tasks)
     elif args.all and not given["tasks"]:
         train = [t for t in chosen["tasks"] if t.trains_by_default]
     else:

@@ -9,12 +9,9 @@ import again).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import os
-import re
 import shutil
 import signal
 import sqlite3
@@ -25,23 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from smoke_runs import SMOKE_TASKS, SUMMARY, parse_summary, plan_for, run_args, run_here
 
-from harness.api import PROFILES
-from harness.cli import build_parser, main, select
-from harness.plan import Plan, build_plan
-
-SMOKE_TASKS = ["parity", "progression", "sum-parity"]  # 4 variants x 3 tasks = 12 cells
-SUMMARY = re.compile(r"cells: (\d+) computed, (\d+) reused, (\d+) failed")
 POLL_S = 0.02
 WAIT_S = 240.0  # generous: the machine may be shared with other test runs
-
-
-def run_args(tasks: list[str], store: str | Path = "S", out: str | Path = "O") -> list[str]:
-    # --merge none pins the plan: a merge added later with in_all would multiply the variants.
-    args = ["run", "--encoder", "scratch", "--adapter", "full", "--merge", "none"]
-    for task in tasks:
-        args += ["--task", task]
-    return [*args, "--profile", "smoke", "--store", str(store), "--out", str(out)]
 
 
 def subprocess_env() -> dict[str, str]:
@@ -50,30 +34,6 @@ def subprocess_env() -> dict[str, str]:
     import torch
 
     return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-
-
-def parse_summary(stdout: str) -> dict[str, int]:
-    lines = stdout.strip().splitlines()
-    assert lines, "no output on stdout"
-    m = SUMMARY.fullmatch(lines[-1].strip())
-    assert m, f"last stdout line is not a summary: {lines[-1]!r}"
-    return dict(zip(("computed", "reused", "failed"), map(int, m.groups()), strict=True))
-
-
-def run_here(tasks: list[str], folder: Path) -> dict[str, int]:
-    """``harness run`` in this process on ``folder/S``, leaderboard ``folder/O``."""
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = main(run_args(tasks, folder / "S", folder / "O"))
-    summary = parse_summary(buf.getvalue())
-    assert rc == 0, (rc, summary)
-    return summary
-
-
-def plan_for(registry, tasks: list[str]) -> Plan:
-    args = build_parser().parse_args(run_args(tasks))
-    return build_plan(registry, select(registry, args), PROFILES[args.profile], args.seed,
-                      args.seeds)
 
 
 def query(db: Path, sql: str) -> list[tuple]:

@@ -3,13 +3,10 @@ recomputed, never used, never unpickled), and the runner on a damaged or shared 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import os
 import pickle
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -22,15 +19,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from smoke_runs import SMOKE_TASKS, parse_summary, plan_for, run_args, run_here
 
 from harness.api import PROFILES, HarnessError
-from harness.cli import build_parser, main, select
-from harness.plan import Plan, build_plan
 from harness.run import Runner
 from harness.store import Store, atomic_write, atomic_write_text
-
-SMOKE_TASKS = ["parity", "progression", "sum-parity"]
-SUMMARY = re.compile(r"cells: (\d+) computed, (\d+) reused, (\d+) failed")
 
 
 def listing(folder: Path) -> list[str]:
@@ -294,37 +287,6 @@ def test_checkpoints_with_tied_tensors_roundtrip(store):
 
 
 # ---------------------------------------------------------------------------- runner level
-
-
-def run_args(tasks: list[str], store: str | Path = "S", out: str | Path = "O") -> list[str]:
-    # --merge none pins the plan: a merge added later with in_all would multiply the variants.
-    args = ["run", "--encoder", "scratch", "--adapter", "full", "--merge", "none"]
-    for task in tasks:
-        args += ["--task", task]
-    return [*args, "--profile", "smoke", "--store", str(store), "--out", str(out)]
-
-
-def parse_summary(stdout: str) -> dict[str, int]:
-    lines = stdout.strip().splitlines()
-    assert lines, "no output on stdout"
-    m = SUMMARY.fullmatch(lines[-1].strip())
-    assert m, f"last stdout line is not a summary: {lines[-1]!r}"
-    return dict(zip(("computed", "reused", "failed"), map(int, m.groups()), strict=True))
-
-
-def run_here(tasks: list[str], folder: Path) -> dict[str, int]:
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = main(run_args(tasks, folder / "S", folder / "O"))
-    summary = parse_summary(buf.getvalue())
-    assert rc == 0, (rc, summary)
-    return summary
-
-
-def plan_for(registry, tasks: list[str]) -> Plan:
-    args = build_parser().parse_args(run_args(tasks))
-    return build_plan(registry, select(registry, args), PROFILES[args.profile], args.seed,
-                      args.seeds)
 
 
 def sql(folder: Path, statement: str, args: tuple = ()) -> list[tuple]:
