@@ -9,8 +9,9 @@ field values into the content key of everything it produces.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from collections.abc import Sequence as Seq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
@@ -44,9 +45,9 @@ class Profile:
     max_train_steps: int  # cap on optimiser steps, whatever epochs say
 
     def __post_init__(self) -> None:
-        for field in ("train_size", "eval_size", "epochs", "batch_size", "stages"):
-            if getattr(self, field) < 1:
-                raise HarnessError(f"profile {self.name}: {field} must be >= 1")
+        for attr in ("train_size", "eval_size", "epochs", "batch_size", "stages"):
+            if getattr(self, attr) < 1:
+                raise HarnessError(f"profile {self.name}: {attr} must be >= 1")
 
 
 PROFILES: dict[str, Profile] = {
@@ -65,7 +66,8 @@ class Component:
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
-    #: included in ``harness run --all``; off for components that need a parameter to run
+    #: in the default grid (``harness run --all`` and kinds not named); off for components that
+    #: need a parameter to run or that the default grid leaves out to keep its time budget
     in_all: ClassVar[bool] = True
 
 
@@ -189,19 +191,66 @@ class Adapter(Component):
 # --------------------------------------------------------------------------------------- merges
 
 
-class Merge(Component):
-    """A pure function of tensors: base weights + stage checkpoints of one run -> new weights.
+@dataclass(frozen=True)
+class Merged:
+    """What a merge may return instead of a plain dict: the tensors plus figures about how the
+    merge went (e.g. SLERP's fraction of tensors that fell back to linear), which the harness
+    stores with the variant and the leaderboard shows."""
 
-    ``base`` holds the base value of every tensor any checkpoint changed; ``checkpoints`` are in
-    stage order. Return a value for every key of the checkpoints, with the base's shape.
+    tensors: dict[str, torch.Tensor]
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+#: scores candidate weights (a dict like a merge's result) on held-out data of the variant's
+#: train task, higher is better; given to merges whose ``scored_by()`` names a metric
+Scorer = Callable[[dict[str, "torch.Tensor"]], float]
+
+Over = Literal["stages", "seeds", "both"]
+
+
+class Merge(Component):
+    """A pure function of tensors: base weights + checkpoints (the *ingredients*) -> new weights.
+
+    ``base`` holds the base value of every tensor any ingredient changed; every ingredient holds
+    a value for every one of those names. By default the ingredients are the stage checkpoints
+    of the variant's training run, in stage order (see ``ingredients``). Return a dict with a
+    value for every name of ``base``, with the base's shape, or a ``Merged``.
     """
 
     #: with one checkpoint, the result is that checkpoint (checked by the contract tests)
     identity_on_one: ClassVar[bool] = True
 
-    def merge(self, base: dict[str, torch.Tensor],
-              checkpoints: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    def ingredients(self) -> tuple[Over, int]:
+        """Which checkpoints the harness passes, and from how many training runs (consecutive
+        seeds from the variant's own): ``stages`` every stage of one run; ``seeds`` the final
+        checkpoint of each run; ``both`` every stage of every run (runs in seed order)."""
+        return ("stages", 1)
+
+    def scored_by(self) -> str | None:
+        """The metric the harness's ``Scorer`` uses for this merge; None: no scorer needed."""
+        return None
+
+    def merge(self, base: dict[str, torch.Tensor], checkpoints: list[dict[str, torch.Tensor]],
+              score: Scorer | None = None) -> dict[str, torch.Tensor] | Merged:
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class PooledMerge(Merge):
+    """A merge whose ingredients the user picks with ``over=`` and ``runs=``."""
+
+    over: Over = field(default="stages", metadata={
+        "help": "ingredients: stages (every stage checkpoint of one training run), seeds (the "
+                "final checkpoint of `runs` runs with consecutive seeds) or both"})
+    runs: int = field(default=2, metadata={
+        "help": "training runs (consecutive seeds) pooled when over is seeds or both"})
+
+    def __post_init__(self) -> None:
+        if self.runs < 1:
+            raise ValueError(f"runs must be >= 1, got {self.runs}")
+
+    def ingredients(self) -> tuple[Over, int]:
+        return (self.over, 1 if self.over == "stages" else self.runs)
 
 
 # -------------------------------------------------------------------------------------- metrics

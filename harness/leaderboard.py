@@ -15,6 +15,10 @@ from harness.store import Store, atomic_write_text
 HEADLINE_ON = ("silhouette", "davies-bouldin", "probe-accuracy", "kmeans-nmi")
 HEADLINE_OFF = ("silhouette", "probe-accuracy")
 LOWER_IS_BETTER = {"davies-bouldin"}  # for arrows only; values are never flipped
+MERGE_NOTE = (" *merge*: what the merge reported about itself, mean over seeds (`linear "
+              "fallback`: the fraction of tensors whose SLERP endpoints were so nearly parallel, "
+              "|cos| > 0.9995, that it interpolated linearly; at 1 that SLERP *is* averaging).")
+MERGE_ORDER = ("none", "soup", "greedy-soup", "slerp", "linear")  # then the others by name
 GROUP_ORDER = ("non-LLM random init", "non-LLM from scratch", "non-LLM base",
                "non-LLM fine-tuned", "LLM base", "LLM + LoRA", "LLM + ")
 
@@ -35,6 +39,7 @@ class Row:
     train_task: str | None
     merge: str
     seeds: list[int] = field(default_factory=list)
+    variants: set[str] = field(default_factory=set)
     # (task, metric) -> values over seeds
     values: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
 
@@ -50,8 +55,9 @@ class Row:
     def sort_key(self) -> tuple:
         rank = next((i for i, g in enumerate(GROUP_ORDER) if self.group.startswith(g)),
                     len(GROUP_ORDER))
-        return (self.encoder, rank, self.group, self.adapter, self.train_task or "",
-                self.merge != "none", self.merge)
+        kind = self.merge.split(":", 1)[0]
+        merge_rank = MERGE_ORDER.index(kind) if kind in MERGE_ORDER else len(MERGE_ORDER)
+        return (self.encoder, rank, self.adapter, merge_rank, self.merge, self.train_task or "")
 
 
 def fmt(values: list[float]) -> str:
@@ -62,6 +68,19 @@ def fmt(values: list[float]) -> str:
     if len(finite) > 1:
         return f"{mean:.3f} ± {statistics.stdev(finite):.3f}"
     return f"{mean:.3f}"
+
+
+def merge_note(row: Row, stats: dict[str, dict[str, float]]) -> str:
+    """What a merge reported about itself (mean over seeds), e.g. SLERP's linear fallback."""
+    found = [stats[v] for v in sorted(row.variants) if v in stats]
+    if not found:
+        return "—"
+    keys = sorted({k for s in found for k in s})
+    parts = []
+    for k in keys:
+        values = [s[k] for s in found if k in s and math.isfinite(s[k])]
+        parts.append(f"{k} {statistics.fmean(values):.3g}" if values else f"{k} n/a")
+    return md(", ".join(parts)) or "—"
 
 
 def arrow(metric: str) -> str:
@@ -84,6 +103,7 @@ def load_rows(store: Store, profile: str, seed: int, only: set[str] | None = Non
                                        r["merge"]))
         if r["seed"] is not None and r["seed"] not in row.seeds:
             row.seeds.append(r["seed"])
+        row.variants.add(r["variant"])
         value = r["value"] if r["value"] is not None else math.nan
         row.values[(r["task"], r["metric"])].append(value)
         tasks.add(r["task"])
@@ -117,6 +137,8 @@ def render(store: Store, profile: str | None = None, seed: int | None = None,
                            "LIMIT 1", (profile,))
         seed = seed[0]["eval_seed"] if seed else 0
     rows, tasks, metrics = load_rows(store, profile, int(seed), only)
+    stats = {k: v for k, v in store.merge_stats().items() if only is None or k in only}
+    show_stats = any(v in stats for row in rows for v in row.variants)
     on = [m for m in HEADLINE_ON if m in metrics] or metrics[:3]
     off = [m for m in HEADLINE_OFF if m in metrics] or metrics[:2]
     out = ["# Leaderboard", "",
@@ -126,9 +148,10 @@ def render(store: Store, profile: str | None = None, seed: int | None = None,
            "*On task*: scored on the task the variant was trained on. *Off task*: mean over the "
            "other eval tasks (for a base model, over all tasks). ↑ higher is better, "
            "↓ lower is better; `a ± b` is the mean ± standard deviation over seeds; n/a: "
-           "undefined (see the notes).", "", "## Headline", ""]
+           "undefined (see the notes)." + (MERGE_NOTE if show_stats else ""), "",
+           "## Headline", ""]
     header = ["family", "variant", "seeds"] + [f"on-task {arrow(m)}" for m in on] + \
-        [f"off-task {arrow(m)}" for m in off]
+        [f"off-task {arrow(m)}" for m in off] + (["merge"] if show_stats else [])
     table = []
     for row in rows:
         line = [md(row.group), md(row.name), str(len(row.seeds) or "-")]
@@ -137,6 +160,8 @@ def render(store: Store, profile: str | None = None, seed: int | None = None,
         for m in off:
             others = [t for t in tasks if t != row.train_task]
             line.append(fmt(_mean_over(row, others, m)))
+        if show_stats:
+            line.append(merge_note(row, stats))
         table.append(line)
     out += [tabulate(table, header, tablefmt="github", disable_numparse=True), ""]
     out += ["## Every metric on every eval task", ""]

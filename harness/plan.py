@@ -40,6 +40,8 @@ class Variant:
     merge: Merge | None
     train_key: str | None
     group: str
+    #: (seed, train key) of every training run the merge pools, the variant's own first
+    runs: list[tuple[int, str]] = field(default_factory=list)
 
     def row(self, profile: Profile) -> dict[str, Any]:
         return {"encoder": label(self.encoder), "family": self.encoder.family,
@@ -70,6 +72,8 @@ class Plan:
     tasks: list[Task]
     metrics: list[Metric]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: metric name -> metric, for merges that score candidates (``Merge.scored_by``)
+    scorers: dict[str, Metric] = field(default_factory=dict)
 
 
 def group_of(encoder: Encoder, adapter: Adapter | None, merge: Merge | None) -> str:
@@ -112,21 +116,33 @@ def shared_pool(tasks: list[Task], profile: Profile, seed: int
 
 def train_sample(task: Task, profile: Profile, seed: int) -> list[Sequence]:
     """A balanced train set with no sequence of the task's eval sample (no leakage)."""
-    held_out = set(eval_sample(task, profile, seed))
+    return _disjoint(task, profile.train_size, seed, "train", set(eval_sample(task, profile, seed)))
+
+
+def valid_sample(task: Task, profile: Profile, seed: int) -> list[Sequence]:
+    """A balanced held-out set (eval-sample sized) disjoint from the task's train and eval
+    samples: what merges that score candidates (greedy soup) are scored on."""
+    used = set(eval_sample(task, profile, seed)) | set(train_sample(task, profile, seed))
+    return _disjoint(task, profile.eval_size, seed, "valid", used)
+
+
+def _disjoint(task: Task, n: int, seed: int, stream: str, used: set[Sequence]
+              ) -> list[Sequence]:
     k = len(task.classes)
-    size = 3 * profile.train_size + 3 * k
-    pool = _checked(task, task.sample(size, random.Random(sample_seed(seed, "train", task.name))),
+    size = 3 * n + 3 * k
+    pool = _checked(task, task.sample(size, random.Random(sample_seed(seed, stream, task.name))),
                     size)
     per_class: dict[int, list[Sequence]] = {c: [] for c in range(k)}
     for seq in pool:
-        if seq not in held_out:
+        if seq not in used:
             per_class[int(task.label(seq) or 0)].append(seq)
-    want = [profile.train_size // k + (1 if c < profile.train_size % k else 0) for c in range(k)]
+    want = [n // k + (1 if c < n % k else 0) for c in range(k)]
     if any(len(per_class[c]) < want[c] for c in range(k)):
-        raise HarnessError(f"task {task.name!r}: cannot draw {profile.train_size} train "
-                           "sequences disjoint from its eval sample; its universe is too small")
+        raise HarnessError(f"task {task.name!r}: cannot draw {n} {stream} sequences disjoint "
+                           "from its other samples; its universe is too small")
     picked = [s for c in range(k) for s in per_class[c][:want[c]]]
-    random.Random(sample_seed(seed, "shuffle", task.name)).shuffle(picked)
+    random.Random(sample_seed(seed, "shuffle" if stream == "train" else f"shuffle-{stream}",
+                              task.name)).shuffle(picked)
     return picked
 
 
@@ -145,6 +161,13 @@ def _checked(task: Task, seqs: list[Sequence], n: int) -> list[Sequence]:
         raise HarnessError(f"task {task.name!r}: sample({n}) is unbalanced (class counts "
                            f"{counts}); a task's sampler must balance its classes")
     return seqs
+
+
+def train_key(encoder: Encoder, adapter: Adapter, task: Task, seed: int, eval_seed: int,
+              profile: Profile) -> str:
+    """The content key of one training run (its checkpoints are stored under it)."""
+    return content_hash("train", identity(encoder), identity(adapter), identity(task), seed,
+                        eval_seed, dataclasses.asdict(profile))
 
 
 def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
@@ -172,14 +195,27 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
                 continue
             for task in (sel.tasks if sel.train_tasks is None else sel.train_tasks):
                 for s in range(seed, seed + seeds):
-                    train_key = content_hash("train", enc_id, identity(adapter), identity(task),
-                                             s, seed, dataclasses.asdict(profile))
                     for merge in [None, *merges]:
-                        key = content_hash("variant", enc_id, train_key,
+                        n_runs = merge.ingredients()[1] if merge else 1
+                        runs = [(r, train_key(enc, adapter, task, r, seed, profile))
+                                for r in range(s, s + n_runs)]
+                        key = content_hash("variant", enc_id, runs[0][1],
                                            identity(merge) if merge else None)
-                        variants[key] = Variant(key, enc, adapter, task, s, merge, train_key,
-                                                group_of(enc, adapter, merge))
+                        variants[key] = Variant(key, enc, adapter, task, s, merge, runs[0][1],
+                                                group_of(enc, adapter, merge), runs)
+    scorers = {}
+    for merge in merges:
+        wanted = merge.ingredients()
+        if wanted[0] not in ("stages", "seeds", "both") or wanted[1] < 1:
+            raise HarnessError(f"merge {merge.name!r}: ingredients() returned {wanted!r}; "
+                               "expected ('stages'|'seeds'|'both', runs >= 1)")
+        metric = merge.scored_by()
+        if metric is not None and metric not in scorers:
+            try:
+                scorers[metric] = registry.get("metrics", metric)()
+            except HarnessError as err:
+                raise HarnessError(f"merge {label(merge)!r} scores with {err}") from None
     cells = [Cell(content_hash("cell", v.key, eval_key(t, profile, seed)), v, t)
              for v in variants.values() for t in sel.tasks]
     return Plan(profile, seed, list(variants.values()), cells, list(sel.tasks),
-                list(sel.metrics), skipped)
+                list(sel.metrics), skipped, scorers)

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.api import Backbone, Checkpoint, MetricUndefined
+from harness.api import Backbone, Checkpoint, Merged, MetricUndefined, Scorer
 from harness.params import content_hash, identity, label
-from harness.plan import Cell, Plan, Variant, eval_key, eval_sample, train_sample
+from harness.plan import Cell, Plan, Variant, eval_key, eval_sample, train_sample, valid_sample
 from harness.store import Store
 
 
@@ -64,6 +64,7 @@ class Runner:
         self.samples = {t.name: eval_sample(t, plan.profile, plan.seed) for t in plan.tasks}
         self.labels = {t.name: np.array([t.label(s) for s in self.samples[t.name]])
                        for t in plan.tasks}
+        self.eval_keys = {t.name: eval_key(t, plan.profile, plan.seed) for t in plan.tasks}
         self._checkpoints: dict[str, list[Checkpoint]] = {}
         self.where = (plan.profile.name, plan.seed, run_id)
         self._stored: dict[str, set[str]] = {}  # cell -> metric keys already in the store
@@ -142,58 +143,78 @@ class Runner:
         return out
 
     def _emb_key(self, variant: Variant, cell: Cell) -> str:
-        return content_hash("emb", variant.key,
-                            eval_key(cell.task, self.plan.profile, self.plan.seed))
+        return embedding_key(variant, self.eval_keys[cell.task.name])
 
     @contextlib.contextmanager
     def _weights_applied(self, backbone: Backbone, variant: Variant) -> Iterator[None]:
         if variant.adapter is None:
             yield
             return
-        checkpoints = self._get_checkpoints(backbone, variant)
+        ingredients = self._ingredients(backbone, variant)
         current = backbone.weights()
-        keys = sorted({k for ck in checkpoints for k in ck.tensors})
+        keys = sorted({k for ck in ingredients for k in ck})
         base = {k: current[k].detach().clone() for k in keys}
+        # a tensor a checkpoint left alone holds its base value there
+        ingredients = [{k: ck.get(k, base[k]) for k in keys} for ck in ingredients]
         if variant.merge is None:
-            merged = dict(checkpoints[-1].tensors)
+            merged: Any = ingredients[-1]
+        elif variant.merge.scored_by() is not None:
+            merged = variant.merge.merge(dict(base), ingredients,
+                                         score=self._scorer(backbone, variant, base))
         else:
-            merged = variant.merge.merge(dict(base), [dict(ck.tensors) for ck in checkpoints])
-        merged = _checked_merge(variant, base, merged)
-        backbone.load_weights(merged)
+            merged = variant.merge.merge(dict(base), ingredients)
+        if isinstance(merged, Merged):
+            self.store.put_merge_stats(variant.key, _checked_stats(variant, merged.stats))
+            merged = merged.tensors
+        del ingredients
+        backbone.load_weights(_checked_merge(variant, base, merged))
         try:
             yield
         finally:
             backbone.load_weights(base)
 
-    def _get_checkpoints(self, backbone: Backbone, variant: Variant) -> list[Checkpoint]:
-        assert variant.train_key and variant.adapter and variant.train_task
-        key = variant.train_key
+    def _ingredients(self, backbone: Backbone, variant: Variant) -> list[dict[str, Any]]:
+        """The checkpoints a variant's merge receives (its own run's stages by default)."""
+        over = variant.merge.ingredients()[0] if variant.merge else "stages"
+        runs = variant.runs
+        assert runs, "a trained variant names its training runs"
+        self._checkpoints = {k: v for k, v in self._checkpoints.items()
+                             if k in {key for _, key in runs}}  # keep only what is used now
+        out: list[dict[str, Any]] = []
+        for seed, key in runs:
+            checkpoints = self._get_checkpoints(backbone, variant, seed, key)
+            out += [ck.tensors for ck in (checkpoints if over != "seeds" else checkpoints[-1:])]
+        return out
+
+    def _get_checkpoints(self, backbone: Backbone, variant: Variant, seed: int,
+                         key: str) -> list[Checkpoint]:
+        assert variant.adapter and variant.train_task
         if key in self._checkpoints:
             return self._checkpoints[key]
         stored = self.store.load_checkpoints(key)
         if stored is not None:
             checkpoints = [Checkpoint(c["stage"], c["seed"], c["tensors"]) for c in stored]
         else:
-            checkpoints = self._train(backbone, variant)
+            checkpoints = self._train(backbone, variant, seed)
             self.store.save_checkpoints(key, [{"stage": c.stage, "seed": c.seed,
                                                "tensors": c.tensors} for c in checkpoints])
         if not checkpoints:
             raise ValueError(f"adapter {variant.adapter.name!r} returned no checkpoints")
-        self._checkpoints = {key: checkpoints}  # keep one run's checkpoints in memory
+        self._checkpoints[key] = checkpoints
         return checkpoints
 
-    def _train(self, backbone: Backbone, variant: Variant) -> list[Checkpoint]:
+    def _train(self, backbone: Backbone, variant: Variant, seed: int) -> list[Checkpoint]:
         import torch
 
-        assert variant.adapter and variant.train_task and variant.seed is not None
+        assert variant.adapter and variant.train_task
         task, profile = variant.train_task, self.plan.profile
         seqs = train_sample(task, profile, self.plan.seed)
         ys = [int(task.label(s) or 0) for s in seqs]
         snapshot = {k: v.detach().clone() for k, v in backbone.weights().items()}
         try:
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(variant.seed)
-                checkpoints = variant.adapter.fit(backbone, seqs, ys, variant.seed, profile)
+                torch.manual_seed(seed)
+                checkpoints = variant.adapter.fit(backbone, seqs, ys, seed, profile)
         finally:
             backbone.load_weights(snapshot)
         changed = []
@@ -203,6 +224,35 @@ class Runner:
                                                                snapshot[k].cpu())}
             changed.append(Checkpoint(ck.stage, ck.seed, tensors))
         return changed
+
+    def _scorer(self, backbone: Backbone, variant: Variant, base: dict[str, Any]) -> Scorer:
+        """Held-out on-task score of candidate weights (the merge's metric, higher is better),
+        on a sample of the train task disjoint from its train and eval samples."""
+        assert variant.merge and variant.train_task
+        name = variant.merge.scored_by()
+        metric = self.plan.scorers[str(name)]
+        task = variant.train_task
+        seqs = valid_sample(task, self.plan.profile, self.plan.seed)
+        y = np.array([task.label(s) for s in seqs])
+        rng_seed = int(content_hash("score", variant.key)[:12], 16)
+
+        def score(tensors: dict[str, Any]) -> float:
+            backbone.load_weights(_checked_merge(variant, base, tensors))
+            try:
+                X = backbone.embed(seqs)
+            finally:
+                backbone.load_weights(base)
+            if not np.isfinite(X).all():
+                return -math.inf
+            try:
+                value = float(metric.score(X, y, np.random.default_rng(rng_seed)))
+            except MetricUndefined:
+                return -math.inf
+            if not math.isfinite(value):
+                return -math.inf
+            return value if metric.higher_is_better else -value
+
+        return score
 
     # ------------------------------------------------------------------------------- scoring
 
@@ -221,7 +271,10 @@ class Runner:
                 if note:
                     rows.append((mk, name, math.nan, note))
                     continue
-                rng = np.random.default_rng(int(content_hash(cell.key, mk)[:12], 16))
+                # seeded by the eval sample, not the variant: every variant gets the same
+                # splits (paired comparisons), and equal embeddings get equal scores
+                rng = np.random.default_rng(int(content_hash(self.eval_keys[cell.task.name],
+                                                             mk)[:12], 16))
                 try:
                     value = float(metric.score(X, y, rng))
                     rows.append((mk, name, value, "" if math.isfinite(value)
@@ -248,14 +301,35 @@ class Runner:
             raise FailFast(f"{what}: {message}")
 
 
-def _checked_merge(variant: Variant, base: dict[str, Any], merged: dict[str, Any]) -> dict:
+def embedding_key(variant: Variant, eval_key: str) -> str:
+    """The content key of a variant's embeddings of an eval sample (``plan.eval_key``)."""
+    return content_hash("emb", variant.key, eval_key)
+
+
+def _checked_stats(variant: Variant, stats: Any) -> dict[str, float]:
     name = variant.merge.name if variant.merge else "none"
+    try:
+        out = {str(k): float(v) for k, v in dict(stats).items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"merge {name!r} returned stats {stats!r}; expected a dict of "
+                         "name -> number") from None
+    return out
+
+
+def _checked_merge(variant: Variant, base: dict[str, Any], merged: Any) -> dict:
+    name = variant.merge.name if variant.merge else "none"
+    if not isinstance(merged, dict):
+        raise ValueError(f"merge {name!r} returned {type(merged).__name__}; expected a dict of "
+                         "tensors or harness.api.Merged")
     missing = sorted(set(base) - set(merged))
     if missing:
         raise ValueError(f"merge {name!r} returned no tensor for {missing[0]!r}")
     out = {}
     for key, ref in base.items():
         value = merged[key]
+        if not (hasattr(value, "shape") and hasattr(value, "to")):
+            raise ValueError(f"merge {name!r} returned {type(value).__name__} for {key!r}, "
+                             "expected a tensor")
         if tuple(value.shape) != tuple(ref.shape):
             raise ValueError(f"merge {name!r} returned shape {tuple(value.shape)} for {key!r}, "
                              f"expected {tuple(ref.shape)}")

@@ -2,7 +2,7 @@
 
 Layout under the store directory (default ``./.harness``)::
 
-    results.sqlite                         runs, variants, scores, failures
+    results.sqlite                         runs, variants, scores, merge_stats, failures
     artifacts/checkpoints/<key>/stage-N.safetensors + done.json   (done.json written last)
     artifacts/embeddings/<key>.npy
 
@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS variants (
 CREATE TABLE IF NOT EXISTS scores (
     cell TEXT, metric_key TEXT, variant TEXT, task TEXT, metric TEXT, value REAL, note TEXT,
     profile TEXT, eval_seed INTEGER, run_id INTEGER, PRIMARY KEY (cell, metric_key));
+CREATE TABLE IF NOT EXISTS merge_stats (variant TEXT PRIMARY KEY, stats TEXT);
 CREATE TABLE IF NOT EXISTS failures (
     cell TEXT PRIMARY KEY, variant TEXT, task TEXT, error TEXT, profile TEXT,
     eval_seed INTEGER, run_id INTEGER);
@@ -149,6 +150,16 @@ class Store:
                        (key, row["encoder"], row["family"], row["adapter"], row["train_task"],
                         row["seed"], row["merge"], row["group"], row["profile"],
                         json.dumps(row.get("info", {}), sort_keys=True, default=str)))
+
+    def put_merge_stats(self, variant: str, stats: dict[str, float]) -> None:
+        """Figures a merge reported about itself (e.g. SLERP's linear-fallback fraction)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO merge_stats VALUES (?, ?)",
+                       (variant, json.dumps(stats, sort_keys=True)))
+
+    def merge_stats(self) -> dict[str, dict[str, float]]:
+        return {r[0]: json.loads(r[1]) for r in self.db.execute("SELECT variant, stats FROM "
+                                                                 "merge_stats")}
 
     def stored_metrics(self, cell: str) -> set[str]:
         """The metric keys already scored for ``cell``."""

@@ -131,8 +131,8 @@ def test_lora_and_full_in_a_run(tiny_llama: str, tiny_bert: str, tmp_path: Path,
                                 capsys: pytest.CaptureFixture) -> None:
     argv = ["run", "--encoder", f"hf:model={tiny_llama},pooling=last", "--encoder",
             f"hf:model={tiny_bert}", "--adapter", "lora:rank=4", "--adapter", "full",
-            "--task", "parity", "--profile", "smoke", "--store", str(tmp_path / "s"),
-            "--out", str(tmp_path / "lb.md")]
+            "--merge", "none", "--task", "parity", "--profile", "smoke",
+            "--store", str(tmp_path / "s"), "--out", str(tmp_path / "lb.md")]
     assert main(argv) == 0
     captured = capsys.readouterr()
     # llama: base + lora; bert: base + lora + full  -> 5 variants x 1 task
@@ -147,8 +147,9 @@ def test_lora_and_full_in_a_run(tiny_llama: str, tiny_bert: str, tmp_path: Path,
 def test_unknown_lora_targets_fail_the_cells(tiny_llama: str, tmp_path: Path,
                                              capsys: pytest.CaptureFixture) -> None:
     code = main(["run", "--encoder", f"hf:model={tiny_llama}", "--adapter",
-                 "lora:targets=nope_proj", "--task", "parity", "--profile", "smoke",
-                 "--store", str(tmp_path / "s"), "--out", str(tmp_path / "lb.md")])
+                 "lora:targets=nope_proj", "--merge", "none", "--task", "parity",
+                 "--profile", "smoke", "--store", str(tmp_path / "s"),
+                 "--out", str(tmp_path / "lb.md")])
     captured = capsys.readouterr()
     assert code == 1 and "set targets=" in captured.err
     assert captured.out.strip() == "cells: 1 computed, 0 reused, 1 failed"

@@ -36,8 +36,8 @@ def test_train_never_sees_the_eval_sample(registry: Registry) -> None:
 
 
 def test_seeds_give_one_row_with_spread(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    argv = ["run", "--encoder", "scratch", "--adapter", "full", "--task", "parity",
-            "--seeds", "2", "--metric", "silhouette", "--profile", "smoke",
+    argv = ["run", "--encoder", "scratch", "--adapter", "full", "--merge", "none",
+            "--task", "parity", "--seeds", "2", "--metric", "silhouette", "--profile", "smoke",
             "--store", str(tmp_path / "s"), "--out", str(tmp_path / "lb.md")]
     assert main(argv) == 0
     assert capsys.readouterr().out.strip() == "cells: 3 computed, 0 reused, 0 failed"

@@ -41,7 +41,12 @@ def test_smollm2_lora_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture) -
     argv = ["run", "--encoder", "smollm2", "--adapter", "lora", "--task", "parity",
             "--profile", "smoke", "--store", str(tmp_path / "s"), "--out",
             str(tmp_path / "lb.md")]
-    assert main(argv) == 0
-    assert capsys.readouterr().out.strip() == "cells: 2 computed, 0 reused, 0 failed"
+    assert main(argv) == 0  # default merges: soup and slerp
+    assert capsys.readouterr().out.strip() == "cells: 4 computed, 0 reused, 0 failed"
     board = (tmp_path / "lb.md").read_text()
     assert "| LLM base" in board and "| LLM + LoRA" in board
+    assert "| LLM + LoRA + soup" in board
+    # REFERENCE.md's pitfall on the real model: a LoRA delta is a tiny fraction of the weight
+    # norm, so weight-space SLERP between base and LoRA falls back to averaging on every tensor
+    slerp = next(line for line in board.splitlines() if line.startswith("| LLM + LoRA + slerp"))
+    assert "linear fallback 1," in slerp

@@ -14,7 +14,6 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,7 +21,8 @@ import torch
 from smoke_runs import SMOKE_TASKS, parse_summary, plan_for, run_args, run_here
 
 from harness.api import PROFILES, HarnessError
-from harness.run import Runner
+from harness.plan import eval_key
+from harness.run import embedding_key
 from harness.store import Store, atomic_write, atomic_write_text
 
 
@@ -325,7 +325,7 @@ def test_corrupt_embeddings_and_lost_scores_recompute_one_cell(copy_of_finished,
     # A trained variant's cell, so that recomputing it reloads the stored checkpoints.
     cell = next(c for c in plan.cells if c.variant.train_task is not None
                 and c.variant.train_task.name != c.task.name)
-    key = Runner._emb_key(SimpleNamespace(plan=plan), cell.variant, cell)
+    key = embedding_key(cell.variant, eval_key(cell.task, plan.profile, plan.seed))
     npy = folder / "S" / "artifacts" / "embeddings" / f"{key}.npy"
     original = np.load(npy, allow_pickle=False)
     old_scores = scores_of(folder, cell.key)
@@ -362,7 +362,7 @@ def test_corrupt_checkpoints_are_retrained(copy_of_finished, registry):
     sql(folder, "DELETE FROM scores")
     for c in plan.cells:
         if c.variant.train_task is not None:
-            key = Runner._emb_key(SimpleNamespace(plan=plan), c.variant, c)
+            key = embedding_key(c.variant, eval_key(c.task, plan.profile, plan.seed))
             (store_dir / "artifacts" / "embeddings" / f"{key}.npy").unlink()
     assert run_here(SMOKE_TASKS, folder) == {"computed": 12, "reused": 0, "failed": 0}
     assert scores_of(folder) == before  # retraining is deterministic

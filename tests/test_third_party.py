@@ -191,3 +191,4 @@ def test_contributing_examples_run(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 0 and capsys.readouterr().out.strip() == "cells: 5 computed, 0 reused, 0 failed"
     board = out.read_text()
     assert "half-way:t=0.25" in board and "centroid-gap" in board
+    assert "relative change 0." in board  # its stats reach the leaderboard
