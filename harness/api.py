@@ -266,3 +266,11 @@ class Metric(Component):
         embeddings, ...). The harness has already rejected NaN/inf embeddings and single-class y.
         """
         raise NotImplementedError
+
+    def per_sample(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator
+                   ) -> np.ndarray | None:
+        """Optional: one value per row whose mean over the finite ones is ``score(X, y, rng)``
+        (NaN for rows not scored, e.g. a probe's train rows). The harness then uses it instead
+        of ``score`` and bootstraps confidence intervals over the evaluation sample from it.
+        None (the default): the metric does not decompose over rows."""
+        return None

@@ -260,6 +260,7 @@ class Runner:
     def _score(self, cell: Cell, X: np.ndarray) -> None:
         y = self.labels[cell.task.name]
         rows: list[tuple[str, str, float, str]] = []
+        samples: dict[str, np.ndarray] = {}
         note = ""
         if not np.isfinite(X).all():
             note = "embeddings contain NaN or inf"
@@ -277,7 +278,17 @@ class Runner:
                 rng = np.random.default_rng(int(content_hash(self.eval_keys[cell.task.name],
                                                              mk)[:12], 16))
                 try:
-                    value = float(metric.score(X, y, rng))
+                    per = metric.per_sample(X, y, rng)
+                    if per is None:
+                        value = float(metric.score(X, y, rng))
+                    else:
+                        per = np.asarray(per, dtype=np.float64)
+                        if per.shape != (len(y),):
+                            raise ValueError(f"metric {name!r}: per_sample returned shape "
+                                             f"{per.shape}, expected ({len(y)},)")
+                        finite = per[np.isfinite(per)]
+                        value = float(finite.mean()) if finite.size else math.nan
+                        samples[mk] = per
                     rows.append((mk, name, value, "" if math.isfinite(value)
                                  else "metric returned a non-finite value"))
                 except MetricUndefined as why:
@@ -285,7 +296,8 @@ class Runner:
         except Exception as err:
             self._fail(cell, err)
             return
-        self.store.put_scores(cell.key, cell.variant.key, cell.task.name, self.where, rows)
+        self.store.put_scores(cell.key, cell.variant.key, cell.task.name, self.where, rows,
+                              samples)
         self.summary.computed += 1
         self.advance(1)
 

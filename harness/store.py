@@ -2,7 +2,8 @@
 
 Layout under the store directory (default ``./.harness``)::
 
-    results.sqlite                         runs, variants, scores, merge_stats, failures
+    results.sqlite                         runs, variants, scores, samples, merge_stats,
+                                           failures
     artifacts/checkpoints/<key>/stage-N.safetensors + done.json   (done.json written last)
     artifacts/embeddings/<key>.npy
 
@@ -44,6 +45,8 @@ CREATE TABLE IF NOT EXISTS variants (
 CREATE TABLE IF NOT EXISTS scores (
     cell TEXT, metric_key TEXT, variant TEXT, task TEXT, metric TEXT, value REAL, note TEXT,
     profile TEXT, eval_seed INTEGER, run_id INTEGER, PRIMARY KEY (cell, metric_key));
+CREATE TABLE IF NOT EXISTS samples (
+    cell TEXT, metric_key TEXT, n INTEGER, data BLOB, PRIMARY KEY (cell, metric_key));
 CREATE TABLE IF NOT EXISTS merge_stats (variant TEXT PRIMARY KEY, stats TEXT);
 CREATE TABLE IF NOT EXISTS failures (
     cell TEXT PRIMARY KEY, variant TEXT, task TEXT, error TEXT, profile TEXT,
@@ -151,6 +154,17 @@ class Store:
                         row["seed"], row["merge"], row["group"], row["profile"],
                         json.dumps(row.get("info", {}), sort_keys=True, default=str)))
 
+    def samples(self, cells: set[str] | None = None) -> dict[tuple[str, str], np.ndarray]:
+        """(cell, metric_key) -> per-row values, for the given cells (default all)."""
+        out = {}
+        for cell, mk, n, data in self.db.execute("SELECT cell, metric_key, n, data FROM samples"):
+            if cells is not None and cell not in cells:
+                continue
+            values = np.frombuffer(data, dtype="<f4")
+            if len(values) == n:  # a short blob is never used
+                out[(cell, mk)] = values.astype(np.float64)
+        return out
+
     def put_merge_stats(self, variant: str, stats: dict[str, float]) -> None:
         """Figures a merge reported about itself (e.g. SLERP's linear-fallback fraction)."""
         with self.transaction() as db:
@@ -167,13 +181,18 @@ class Store:
                                               (cell,))}
 
     def put_scores(self, cell: str, variant: str, task: str, where: tuple[str, int, int],
-                   scores: list[tuple[str, str, float, str]]) -> None:
-        """``scores``: (metric_key, metric_label, value, note) rows, stored in one transaction;
+                   scores: list[tuple[str, str, float, str]],
+                   samples: dict[str, np.ndarray] | None = None) -> None:
+        """``scores``: (metric_key, metric_label, value, note) rows, stored in one transaction
+        with ``samples`` (metric_key -> per-row values of metrics that decompose);
         ``where``: (profile, eval seed, run id)."""
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
                            [(cell, mk, variant, task, label, value, note, *where)
                             for mk, label, value, note in scores])
+            db.executemany("INSERT OR REPLACE INTO samples VALUES (?,?,?,?)",
+                           [(cell, mk, len(v), np.asarray(v, dtype="<f4").tobytes())
+                            for mk, v in (samples or {}).items()])
             db.execute("DELETE FROM failures WHERE cell=?", (cell,))
 
     def put_failure(self, cell: str, variant: str, task: str, error: str,

@@ -22,7 +22,7 @@ from sklearn.metrics import (
     calinski_harabasz_score,
     davies_bouldin_score,
     normalized_mutual_info_score,
-    silhouette_score,
+    silhouette_samples,
 )
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
@@ -131,6 +131,16 @@ def _kmeans_labels(X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np
         return km.fit_predict(Z)
 
 
+def _mean_of(values: np.ndarray) -> float:
+    return float(np.nanmean(values))
+
+
+def _correct(n: int, test: np.ndarray, right: np.ndarray) -> np.ndarray:
+    out = np.full(n, np.nan)
+    out[test] = right.astype(np.float64)
+    return out
+
+
 def _check_int(owner: str, name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{owner}: {name} must be an integer, got {value!r}")
@@ -164,15 +174,20 @@ class Silhouette(Metric):
         _check_int(self.name, "max_samples", self.max_samples, 2)
 
     def score(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> float:
+        return _mean_of(self.per_sample(X, y, rng))
+
+    def per_sample(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         X, y = _prepare(X, y)
         Z = _l2_normalise(X)
         _check_not_constant(Z, "embedding directions")
+        idx = np.arange(len(y))
         if len(y) > self.max_samples:
             idx = _stratified_subsample(y, self.max_samples, rng)
-            X, Z, y = X[idx], Z[idx], y[idx]
-            _check_not_constant(Z, "embedding directions in the subsample")
-        _check_cluster_labels(y)
-        return float(silhouette_score(X, y, metric="cosine"))
+            _check_not_constant(Z[idx], "embedding directions in the subsample")
+        _check_cluster_labels(y[idx])
+        out = np.full(len(y), np.nan)
+        out[idx] = silhouette_samples(X[idx], y[idx], metric="cosine")
+        return out
 
 
 @dataclass(frozen=True)
@@ -236,6 +251,10 @@ class ProbeAccuracy(Metric):
         _check_fraction(self.name, "test_fraction", self.test_fraction)
 
     def score(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> float:
+        return _mean_of(self.per_sample(X, y, rng))
+
+    def per_sample(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """1.0 / 0.0 for each held-out row classified right / wrong; NaN for train rows."""
         X, y = _prepare(X, y)
         _check_not_constant(X)
         train, test = _stratified_split(y, self.test_fraction, rng)
@@ -243,7 +262,7 @@ class ProbeAccuracy(Metric):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             probe = LogisticRegression(max_iter=1000).fit(scaler.transform(X[train]), y[train])
-        return float(probe.score(scaler.transform(X[test]), y[test]))
+        return _correct(len(y), test, probe.predict(scaler.transform(X[test])) == y[test])
 
 
 @dataclass(frozen=True)
@@ -265,13 +284,17 @@ class KnnAccuracy(Metric):
         _check_fraction(self.name, "test_fraction", self.test_fraction)
 
     def score(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> float:
+        return _mean_of(self.per_sample(X, y, rng))
+
+    def per_sample(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """1.0 / 0.0 for each held-out row classified right / wrong; NaN for train rows."""
         X, y = _prepare(X, y)
         Z = _l2_normalise(X)
         _check_not_constant(Z, "embedding directions")
         train, test = _stratified_split(y, self.test_fraction, rng)
         knn = KNeighborsClassifier(n_neighbors=min(int(self.k), len(train)), metric="cosine")
         knn.fit(Z[train], y[train])
-        return float(knn.score(Z[test], y[test]))
+        return _correct(len(y), test, knn.predict(Z[test]) == y[test])
 
 
 @dataclass(frozen=True)

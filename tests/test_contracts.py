@@ -103,6 +103,11 @@ def test_metric_contract(name: str) -> None:
         assert math.isfinite(value), "undefined values raise MetricUndefined, never NaN"
     except MetricUndefined as why:
         assert str(why)
+    per = metric.per_sample(X, y, np.random.default_rng(1))
+    if per is not None:  # decomposes: its finite mean is the score, for the same rng
+        assert per.shape == (len(y),)
+        assert np.isfinite(per).any()
+        assert np.nanmean(per) == pytest.approx(first, abs=1e-9)
 
 
 @pytest.mark.parametrize("name", names("encoders", default_only=True))

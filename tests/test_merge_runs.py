@@ -53,6 +53,14 @@ def test_merges_in_a_run(tmp_path: Path) -> None:
             assert 0.0 <= s["linear fallback"] <= 1.0 and s["tensors"] > 0
     text = (tmp_path / "O.md").read_text()
     assert "linear fallback" in text and "| merge" in text
+    store = Store.open_existing(tmp_path / "S")
+    try:  # silhouette decomposes over rows: every cell keeps its per-row values
+        samples = store.samples()
+        cells = {r["cell"] for r in store.query("SELECT cell FROM scores")}
+    finally:
+        store.close()
+    assert {c for c, _ in samples} == cells
+    assert all(len(v) == PROFILES["smoke"].eval_size for v in samples.values())
     assert "scratch + full@parity + slerp:t=0.3" in text
 
     # resume: nothing recomputed; one more merge computes only its cell and trains nothing

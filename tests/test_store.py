@@ -137,6 +137,18 @@ def test_embeddings_roundtrip(store):
     assert listing(store.embeddings_path("k").parent) == ["k.npy"]
 
 
+def test_per_row_samples_roundtrip_with_their_scores(store):
+    per = np.array([1.0, np.nan, 0.0, 1.0])
+    store.put_scores("c", "v", "parity", ("smoke", 0, 1), [("mk", "probe", 2 / 3, "")],
+                     {"mk": per})
+    got = store.samples()
+    assert set(got) == {("c", "mk")}
+    assert np.array_equal(got[("c", "mk")], per, equal_nan=True)
+    assert store.samples({"other"}) == {}
+    store.db.execute("UPDATE samples SET n = 5")  # a blob shorter than its count: never used
+    assert store.samples() == {}
+
+
 def test_truncated_embeddings_are_deleted(store):
     X = np.arange(40 * 8, dtype=np.float32).reshape(40, 8)
     store.save_embeddings("k", X)
