@@ -176,6 +176,7 @@ def provenance() -> tuple[str, dict[str, str]]:
 
 def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
     from harness import leaderboard
+    from harness.analysis import analyse
     from harness.plan import build_plan
     from harness.run import FailFast, Runner, pick_device
     from harness.store import Store
@@ -201,6 +202,8 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
             summary = runner.run()
         except FailFast as err:
             summary, stopped = runner.summary, str(err)
+    if stopped is None:
+        analyse(plan, store, run_id)  # CKA to the base, what else is encoded: from the store
     store.finish_run(run_id, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     out = leaderboard.write(store, Path(args.out), profile.name, args.seed,
                             {v.key for v in plan.variants})

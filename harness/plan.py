@@ -163,6 +163,11 @@ def _checked(task: Task, seqs: list[Sequence], n: int) -> list[Sequence]:
     return seqs
 
 
+def base_key(encoder: Encoder) -> str:
+    """The content key of an encoder's base variant (no adapter, no merge)."""
+    return content_hash("variant", identity(encoder), None, None)
+
+
 def train_key(encoder: Encoder, adapter: Adapter, task: Task, seed: int, eval_seed: int,
               profile: Profile) -> str:
     """The content key of one training run (its checkpoints are stored under it)."""
@@ -184,9 +189,9 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
     merges = [m for m in sel.merges if m.name != REFERENCE]
     for enc in sel.encoders:
         enc_id = identity(enc)
-        base_key = content_hash("variant", enc_id, None, None)
-        variants.setdefault(base_key, Variant(base_key, enc, None, None, None, None, None,
-                                              group_of(enc, None, None)))
+        key = base_key(enc)
+        variants.setdefault(key, Variant(key, enc, None, None, None, None, None,
+                                         group_of(enc, None, None)))
         for adapter in trainers:
             ok = adapter.supports(enc)
             if ok is not True:

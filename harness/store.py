@@ -2,8 +2,8 @@
 
 Layout under the store directory (default ``./.harness``)::
 
-    results.sqlite                         runs, variants, scores, samples, merge_stats,
-                                           failures
+    results.sqlite                         runs, variants, scores, samples, analyses,
+                                           merge_stats, failures
     artifacts/checkpoints/<key>/stage-N.safetensors + done.json   (done.json written last)
     artifacts/embeddings/<key>.npy
 
@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS scores (
     profile TEXT, eval_seed INTEGER, run_id INTEGER, PRIMARY KEY (cell, metric_key));
 CREATE TABLE IF NOT EXISTS samples (
     cell TEXT, metric_key TEXT, n INTEGER, data BLOB, PRIMARY KEY (cell, metric_key));
+CREATE TABLE IF NOT EXISTS analyses (
+    variant TEXT, pool TEXT, tasks TEXT, profile TEXT, eval_seed INTEGER, run_id INTEGER,
+    kind TEXT, name TEXT, value REAL, lo REAL, hi REAL,
+    PRIMARY KEY (variant, pool, kind, name));
 CREATE TABLE IF NOT EXISTS merge_stats (variant TEXT PRIMARY KEY, stats TEXT);
 CREATE TABLE IF NOT EXISTS failures (
     cell TEXT PRIMARY KEY, variant TEXT, task TEXT, error TEXT, profile TEXT,
@@ -164,6 +168,20 @@ class Store:
             if len(values) == n:  # a short blob is never used
                 out[(cell, mk)] = values.astype(np.float64)
         return out
+
+    def analysed(self, pool: str) -> set[str]:
+        """Variants with analyses stored for this evaluation pool."""
+        return {r[0] for r in self.db.execute("SELECT DISTINCT variant FROM analyses WHERE "
+                                              "pool=?", (pool,))}
+
+    def put_analyses(self, variant: str, pool: str, tasks: list[str], profile: str,
+                     eval_seed: int, run_id: int,
+                     rows: list[tuple[str, str, float, float, float]]) -> None:
+        """(kind, name, value, low, high) rows of one variant on one pool, in one transaction."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO analyses VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                           [(variant, pool, json.dumps(tasks), profile, eval_seed, run_id,
+                             *row) for row in rows])
 
     def put_merge_stats(self, variant: str, stats: dict[str, float]) -> None:
         """Figures a merge reported about itself (e.g. SLERP's linear-fallback fraction)."""
