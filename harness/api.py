@@ -81,6 +81,9 @@ class Task(Component):
     #: trained on by ``harness run --all`` (every task is always evaluated); tasks set this
     #: False to keep the default grid small
     trains_by_default: ClassVar[bool] = True
+    #: the label depends on several elements together (higher-order patterns), not on each
+    #: element alone; the leaderboard's claim about LLMs is judged on these tasks
+    compositional: ClassVar[bool] = False
 
     def label(self, seq: Seq[int]) -> int | None:
         """The class index of ``seq``, or None where the property does not apply."""

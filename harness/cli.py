@@ -174,6 +174,11 @@ def provenance() -> tuple[str, dict[str, str]]:
     return commit or "unknown", packages
 
 
+def compositional(reg: Registry) -> set[str]:
+    """The names of the registered tasks marked compositional (claim 1 is judged on them)."""
+    return {name for name, cls in reg.components["tasks"].items() if cls.compositional}
+
+
 def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
     from harness import leaderboard
     from harness.analysis import analyse
@@ -206,7 +211,7 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
         analyse(plan, store, run_id)  # CKA to the base, what else is encoded: from the store
     store.finish_run(run_id, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     out = leaderboard.write(store, Path(args.out), profile.name, args.seed,
-                            {v.key for v in plan.variants})
+                            {v.key for v in plan.variants}, compositional(reg))
     store.close()
     for what, error in summary.failures:
         print(f"failed: {what}: {error}", file=sys.stderr)
@@ -254,7 +259,8 @@ def cmd_leaderboard(args: argparse.Namespace, reg: Registry) -> int:
     from harness.store import Store
 
     store = Store.open_existing(args.store)
-    out = leaderboard.write(store, Path(args.out), args.profile)
+    out = leaderboard.write(store, Path(args.out), args.profile,
+                            compositional=compositional(reg))
     store.close()
     print(f"leaderboard: {out}")
     return 0

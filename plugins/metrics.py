@@ -163,7 +163,7 @@ class Silhouette(Metric):
     """Mean cosine silhouette of the classes (-1..1): tight, well-separated classes score high."""
 
     name: ClassVar[str] = "silhouette"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: per-row values for bootstrap intervals
     higher_is_better: ClassVar[bool] = True
 
     max_samples: int = field(default=2000, metadata={
@@ -240,7 +240,7 @@ class ProbeAccuracy(Metric):
     """Held-out accuracy of a logistic-regression probe on standardised embeddings."""
 
     name: ClassVar[str] = "probe-accuracy"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: per-row values for bootstrap intervals
     higher_is_better: ClassVar[bool] = True
 
     test_fraction: float = field(default=0.3, metadata={
@@ -270,7 +270,7 @@ class KnnAccuracy(Metric):
     """Held-out accuracy of a k-nearest-neighbour classifier under cosine distance."""
 
     name: ClassVar[str] = "knn-accuracy"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: per-row values for bootstrap intervals
     higher_is_better: ClassVar[bool] = True
 
     k: int = field(default=5, metadata={

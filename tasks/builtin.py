@@ -296,6 +296,8 @@ def _is_geometric(vals: tuple[int, ...]) -> bool:
 class Progression(Task):
     """Arithmetic vs geometric vs neither (length >= 3; constant sequences excluded)."""
 
+    compositional: ClassVar[bool] = True
+
     name: ClassVar[str] = "progression"
     version: ClassVar[str] = "1"
     classes: ClassVar[tuple[str, ...]] = ("arithmetic", "geometric", "neither")
@@ -336,6 +338,8 @@ class Progression(Task):
 class SumParity(Task):
     """Even vs odd sum of the elements."""
 
+    compositional: ClassVar[bool] = True
+
     name: ClassVar[str] = "sum-parity"
     version: ClassVar[str] = "1"
     classes: ClassVar[tuple[str, ...]] = ("even-sum", "odd-sum")
@@ -353,6 +357,8 @@ class SumParity(Task):
 @dataclass(frozen=True)
 class DigitSumMod3(Task):
     """Sum of all decimal digits of all elements, mod 3."""
+
+    compositional: ClassVar[bool] = True
 
     name: ClassVar[str] = "digit-sum-mod-3"
     version: ClassVar[str] = "1"
@@ -373,6 +379,8 @@ class DigitSumMod3(Task):
 @dataclass(frozen=True)
 class Monotonic(Task):
     """Strictly increasing vs strictly decreasing vs neither (length >= 2)."""
+
+    compositional: ClassVar[bool] = True
 
     name: ClassVar[str] = "monotonic"
     version: ClassVar[str] = "1"

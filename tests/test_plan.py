@@ -41,6 +41,9 @@ def test_seeds_give_one_row_with_spread(tmp_path: Path, capsys: pytest.CaptureFi
             "--store", str(tmp_path / "s"), "--out", str(tmp_path / "lb.md")]
     assert main(argv) == 0
     assert capsys.readouterr().out.strip() == "cells: 3 computed, 0 reused, 0 failed"
-    row = next(line for line in (tmp_path / "lb.md").read_text().splitlines()
-               if line.startswith("| non-LLM from scratch"))
-    assert "| 2 " in row and "±" in row  # two seeds, mean ± std
+    lines = (tmp_path / "lb.md").read_text().splitlines()
+    row = next(line for line in lines if line.startswith("| non-LLM from scratch"))
+    assert "| 2 " in row and "[" in row  # two seeds, with an interval
+    start = lines.index("### silhouette ↑")
+    table = next(line for line in lines[start:] if line.startswith("| scratch + full@parity "))
+    assert "±" in table  # the per-metric tables show mean ± std over seeds

@@ -1,0 +1,68 @@
+"""Paired bootstrap estimates and the verdict rule behind the leaderboard's claims."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.findings import Figures, Row, verdict
+from harness.stats import Bootstrap, Estimate, mean_of
+
+
+def test_estimate_is_the_finite_mean_with_draws() -> None:
+    boot = Bootstrap(seed=0, resamples=500)
+    values = np.array([1.0, 0.0, np.nan, 1.0, 1.0])
+    e = boot.estimate("parity", values)
+    assert e.value == pytest.approx(0.75)
+    lo, hi = e.interval()
+    assert 0.0 <= lo < 0.75 < hi <= 1.0
+    assert boot.estimate("parity", values).draws.tolist() == e.draws.tolist()  # seeded
+
+
+def test_paired_differences_are_tight() -> None:
+    boot = Bootstrap(seed=0, resamples=500)
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=200)
+    same = boot.estimate("t", base) - boot.estimate("t", base)
+    assert same.value == 0 and same.interval() == (0.0, 0.0) and same.sign() == 0
+    shifted = boot.estimate("t", base + 0.05) - boot.estimate("t", base)
+    assert shifted.sign() == 1  # a small shift on the same rows is resolved when paired
+    assert (boot.estimate("t", base) - boot.estimate("t", base + 0.05)).sign() == -1
+    assert mean_of([shifted, shifted]).value == pytest.approx(0.05)
+    assert Estimate(1.0).interval() is None and Estimate(1.0).sign() == 0
+
+
+def test_verdict_rule() -> None:
+    assert verdict([1, 1]) == "supported"
+    assert verdict([1, 0]) == "inconclusive"
+    assert verdict([1, -1]) == "not supported"
+    assert verdict([]) == "inconclusive"
+
+
+def _row(group: str, encoder: str, adapter: str, task: str | None, merge: str,
+         shift: float, others: float, n: int = 120) -> Row:
+    rng = np.random.default_rng(1)
+    base = rng.normal(0.1, 0.3, n)
+    row = Row(group, encoder, adapter, task, merge, [0] if task else [])
+    for t in ("a", "b", "c"):
+        values = base + (shift if t == task else others)
+        row.values[(t, "silhouette")] = [float(values.mean())]
+        row.samples[(t, "silhouette")] = [values]
+    return row
+
+
+def test_claims_follow_the_figures() -> None:
+    rows = [_row("LLM base", "llm", "none", None, "none", 0, 0),
+            _row("LLM + LoRA", "llm", "lora", "a", "none", 0.6, -0.05),
+            _row("LLM + LoRA + soup", "llm", "lora", "a", "soup", 0.5, -0.04),
+            _row("LLM + LoRA + slerp", "llm", "lora", "a", "slerp", 0.5, 0.08)]
+    fig = Figures(rows, ["a", "b", "c"], ["silhouette"], seed=0)
+    assert fig.gain(rows[1]).value == pytest.approx(0.6)
+    assert fig.off_change(rows[1]).value == pytest.approx(-0.05)
+    assert fig.balance(rows[1]).value == pytest.approx(0.275)
+    claims = {title.split()[0]: (v, lines) for title, v, lines in fig.claims(set())}
+    assert claims["LLM"][0] == "not tested by this run"  # no non-LLM base here
+    assert claims["LoRA"][0] == "supported"  # gain up, off-task down
+    assert claims["SLERP"][0] == "supported"  # keeps most gain, best balance
+    marks = fig.best_marks()
+    assert marks[id(rows[3])] == "★"
