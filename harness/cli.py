@@ -69,6 +69,12 @@ def build_parser() -> Parser:
     board.add_argument("--store", default=DEFAULT_STORE)
     board.add_argument("--out", default=DEFAULT_OUT)
     board.add_argument("--profile", default=None, help="default: the latest run's profile")
+
+    export = sub.add_parser("export", parents=[common],
+                            help="every cell with its metadata, as CSV or JSON")
+    export.add_argument("--format", default="csv", choices=("csv", "json"))
+    export.add_argument("--store", default=DEFAULT_STORE)
+    export.add_argument("--out", default=None, help="file to write (default: standard output)")
     return parser
 
 
@@ -266,7 +272,25 @@ def cmd_leaderboard(args: argparse.Namespace, reg: Registry) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "leaderboard": cmd_leaderboard}
+def cmd_export(args: argparse.Namespace, reg: Registry) -> int:
+    from harness import export
+    from harness.store import Store, atomic_write_text
+
+    store = Store.open_existing(args.store)
+    try:
+        text = export.to_csv(store) if args.format == "csv" else export.to_json(store)
+    finally:
+        store.close()
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(Path(args.out), text)
+        print(f"export: {args.out}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "leaderboard": cmd_leaderboard,
+            "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:
