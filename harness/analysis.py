@@ -133,7 +133,7 @@ def analyse(plan: Plan, store: Store, run_id: int,
     def pooled(variant: Variant) -> np.ndarray | None:
         parts = []
         for key, sample in zip(keys, samples, strict=True):
-            X = store.load_embeddings(embedding_key(variant, key), len(sample))
+            X = store.load_embeddings(embedding_key(variant.key, key), len(sample))
             if X is None:
                 return None
             parts.append(X)

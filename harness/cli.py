@@ -20,7 +20,7 @@ from harness.registry import SINGULAR, Registry, load_registry
 DEFAULT_STORE = ".harness"
 DEFAULT_OUT = "leaderboard/README.md"
 PACKAGES = ("numgeo-harness", "torch", "numpy", "scikit-learn", "safetensors", "pluggy",
-            "transformers", "peft", "sentence-transformers")
+            "transformers", "peft", "sentence-transformers", "matplotlib")
 
 
 class Parser(argparse.ArgumentParser):
@@ -180,6 +180,31 @@ def provenance() -> tuple[str, dict[str, str]]:
     return commit or "unknown", packages
 
 
+def embeddings_loader(reg: Registry, store_dir: str) -> Any:
+    """(profile, eval seed) -> (variant key, task) -> the stored embeddings of that task's eval
+    sample and its labels, for the leaderboard's figures."""
+    from harness.plan import eval_key, eval_sample
+    from harness.run import embedding_key
+    from harness.store import Store
+
+    def factory(profile_name: str, seed: int) -> Any:
+        import numpy as np
+
+        profile = PROFILES[profile_name]
+        store = Store(store_dir)  # only its artifact folder is read
+
+        def load(variant: str, task_name: str) -> Any:
+            if task_name not in reg.components["tasks"]:
+                return None
+            task = reg.components["tasks"][task_name]()
+            seqs = eval_sample(task, profile, seed)
+            X = store.load_embeddings(embedding_key(variant, eval_key(task, profile, seed)),
+                                      len(seqs))
+            return None if X is None else (X, np.array([task.label(s) for s in seqs]))
+        return load
+    return factory
+
+
 def compositional(reg: Registry) -> set[str]:
     """The names of the registered tasks marked compositional (claim 1 is judged on them)."""
     return {name for name, cls in reg.components["tasks"].items() if cls.compositional}
@@ -217,7 +242,8 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
         analyse(plan, store, run_id)  # CKA to the base, what else is encoded: from the store
     store.finish_run(run_id, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     out = leaderboard.write(store, Path(args.out), profile.name, args.seed,
-                            {v.key for v in plan.variants}, compositional(reg))
+                            {v.key for v in plan.variants}, compositional(reg),
+                            embeddings_loader(reg, args.store))
     store.close()
     for what, error in summary.failures:
         print(f"failed: {what}: {error}", file=sys.stderr)
@@ -266,7 +292,8 @@ def cmd_leaderboard(args: argparse.Namespace, reg: Registry) -> int:
 
     store = Store.open_existing(args.store)
     out = leaderboard.write(store, Path(args.out), args.profile,
-                            compositional=compositional(reg))
+                            compositional=compositional(reg),
+                            loader=embeddings_loader(reg, args.store))
     store.close()
     print(f"leaderboard: {out}")
     return 0

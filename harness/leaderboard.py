@@ -7,12 +7,17 @@ import json
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from tabulate import tabulate
 
 from harness.findings import Figures, Row, fmt_est
+from harness.plots import Loader, write_plots
 from harness.store import Store, atomic_write_text
+
+LoaderFactory = Callable[[str, int], Loader]  # (profile, eval seed) -> embeddings loader
+PLOT_FILES = ("slerp-sweep.png", "train-eval.png", "projection.png")
 
 LOWER_IS_BETTER = {"davies-bouldin"}  # for arrows only; values are never flipped
 MERGE_ORDER = ("none", "soup", "greedy-soup", "slerp", "linear")  # then the others by name
@@ -134,10 +139,12 @@ def source_hash() -> str:
 
 
 def render(store: Store, profile: str | None = None, seed: int | None = None,
-           only: set[str] | None = None, compositional: set[str] | None = None) -> str:
+           only: set[str] | None = None, compositional: set[str] | None = None,
+           plot_dir: Path | None = None, loader: LoaderFactory | None = None) -> str:
     """The leaderboard of a profile and eval seed (default: the latest run's); ``only``
     restricts it to these variant keys (``harness run`` shows the variants of its own plan);
-    ``compositional`` names the tasks claim 1 is judged on."""
+    ``compositional`` names the tasks claim 1 is judged on. With ``plot_dir``, the figures are
+    written there and linked; ``loader(profile, seed)`` gives the stored embeddings they need."""
     latest = store.query("SELECT profile, seeds FROM runs ORDER BY id DESC LIMIT 1")
     if profile is None:
         profile = latest[0]["profile"] if latest else "quick"
@@ -191,6 +198,8 @@ def render(store: Store, profile: str | None = None, seed: int | None = None,
             line.append(merge_note(row, stats))
         table.append(line)
     out += [tabulate(table, header, tablefmt="github", disable_numparse=True), ""]
+    if plot_dir is not None:
+        out += _plots(fig, plot_dir, loader(profile, int(seed)) if loader else None)
     out += _matrices(fig)
     out += _encoded(rows, tasks)
     out += ["## Every metric on every eval task", "",
@@ -204,6 +213,18 @@ def render(store: Store, profile: str | None = None, seed: int | None = None,
     out += _notes(store, profile, int(seed), only)
     out += _reproducibility(store, profile, int(seed), rows)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _plots(fig: Figures, folder: Path, load: Loader | None) -> list[str]:
+    made = write_plots(fig, load, folder)
+    for stale in set(PLOT_FILES) - {name for _, name in made}:
+        (folder / stale).unlink(missing_ok=True)  # a figure this store no longer supports
+    if not made:
+        return []
+    out = ["## Plots", ""]
+    for title, name in made:
+        out += [f"### {md(title)}", "", f"![{md(title)}]({name})", ""]
+    return out
 
 
 def _claims(fig: Figures, compositional: set[str]) -> list[str]:
@@ -318,6 +339,9 @@ def _reproducibility(store: Store, profile: str, seed: int, rows: list[Row]) -> 
 
 
 def write(store: Store, out: Path, profile: str | None = None, seed: int | None = None,
-          only: set[str] | None = None, compositional: set[str] | None = None) -> Path:
-    atomic_write_text(out, render(store, profile, seed, only, compositional))
+          only: set[str] | None = None, compositional: set[str] | None = None,
+          loader: LoaderFactory | None = None) -> Path:
+    """Render to ``out``, with the figures as PNG files beside it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, render(store, profile, seed, only, compositional, out.parent, loader))
     return out

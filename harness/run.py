@@ -143,7 +143,7 @@ class Runner:
         return out
 
     def _emb_key(self, variant: Variant, cell: Cell) -> str:
-        return embedding_key(variant, self.eval_keys[cell.task.name])
+        return embedding_key(variant.key, self.eval_keys[cell.task.name])
 
     @contextlib.contextmanager
     def _weights_applied(self, backbone: Backbone, variant: Variant) -> Iterator[None]:
@@ -314,9 +314,9 @@ class Runner:
             raise FailFast(f"{what}: {message}")
 
 
-def embedding_key(variant: Variant, eval_key: str) -> str:
+def embedding_key(variant_key: str, eval_key: str) -> str:
     """The content key of a variant's embeddings of an eval sample (``plan.eval_key``)."""
-    return content_hash("emb", variant.key, eval_key)
+    return content_hash("emb", variant_key, eval_key)
 
 
 def _checked_stats(variant: Variant, stats: Any) -> dict[str, float]:

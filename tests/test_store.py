@@ -337,7 +337,7 @@ def test_corrupt_embeddings_and_lost_scores_recompute_one_cell(copy_of_finished,
     # A trained variant's cell, so that recomputing it reloads the stored checkpoints.
     cell = next(c for c in plan.cells if c.variant.train_task is not None
                 and c.variant.train_task.name != c.task.name)
-    key = embedding_key(cell.variant, eval_key(cell.task, plan.profile, plan.seed))
+    key = embedding_key(cell.variant.key, eval_key(cell.task, plan.profile, plan.seed))
     npy = folder / "S" / "artifacts" / "embeddings" / f"{key}.npy"
     original = np.load(npy, allow_pickle=False)
     old_scores = scores_of(folder, cell.key)
@@ -374,7 +374,7 @@ def test_corrupt_checkpoints_are_retrained(copy_of_finished, registry):
     sql(folder, "DELETE FROM scores")
     for c in plan.cells:
         if c.variant.train_task is not None:
-            key = embedding_key(c.variant, eval_key(c.task, plan.profile, plan.seed))
+            key = embedding_key(c.variant.key, eval_key(c.task, plan.profile, plan.seed))
             (store_dir / "artifacts" / "embeddings" / f"{key}.npy").unlink()
     assert run_here(SMOKE_TASKS, folder) == {"computed": 12, "reused": 0, "failed": 0}
     assert scores_of(folder) == before  # retraining is deterministic
