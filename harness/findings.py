@@ -155,13 +155,14 @@ class Figures:
             return title, "not tested by this run", ["needs an LLM trained with lora"]
         gain = mean_of([g for r in lora if (g := self.gain(r)) is not None])
         off = mean_of([o for r in lora if (o := self.off_change(r)) is not None])
-        cka = [r.cka[0] for r in lora if r.cka]
+        cka = [r.cka for r in lora if r.cka]
         lines = [f"on-task gain in `{self.primary}` (mean over {len(lora)} LLM + LoRA "
                  f"variants): {fmt_est(gain, signed=True)}",
                  f"off-task change in `{self.primary}`: {fmt_est(off, signed=True)}"]
         if cka:
-            lines.append(f"linear CKA to the base model: {np.mean(cka):.3f} (1 = unchanged "
-                         "geometry)")
+            mean = [float(np.mean([c[i] for c in cka])) for i in range(3)]
+            lines.append(f"linear CKA to the base model: {mean[0]:.3f} [{mean[1]:.2f}, "
+                         f"{mean[2]:.2f}] (1 = unchanged geometry)")
         signs = [gain.sign(), -off.sign()]  # gain up and off-task down support it
         return title, verdict(signs), lines
 
