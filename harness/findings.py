@@ -204,8 +204,19 @@ class Figures:
                   f"{fmt_est(gain_n, signed=True)} ({ratio:.0%} kept; \"most\" = over half: "
                   f"SLERP gain − half the unmerged gain {fmt_est(kept, signed=True)})",
                   f"balance, SLERP − soup: {fmt_est(vs_soup, signed=True)}",
-                  f"balance, SLERP − unmerged: {fmt_est(vs_none, signed=True)}",
-                  f"over {len(trios)} LLM training run(s); mean over them"]
+                  f"balance, SLERP − unmerged: {fmt_est(vs_none, signed=True)}"]
+        controls = []
+        for slerp_row, _, _ in trios:
+            control = next((r for r in self.rows if r.merge == "linear" and
+                            (r.encoder, r.adapter, r.train_task) ==
+                            (slerp_row.encoder, slerp_row.adapter, slerp_row.train_task)), None)
+            if control is not None:
+                controls.append(self.balance(slerp_row) - self.balance(control))
+        if len(controls) == len(trios):  # context, not part of the verdict
+            lines.append(f"balance, SLERP − its linear control at the same t: "
+                         f"{fmt_est(mean_of(controls), signed=True)} (zero when every tensor "
+                         "fell back to linear: that SLERP *is* the linear merge)")
+        lines.append(f"over {len(trios)} LLM training run(s); mean over them")
         return title, verdict(signs), lines
 
 

@@ -106,7 +106,6 @@ class Linear(Merge):
 
     name: ClassVar[str] = "linear"
     identity_on_one: ClassVar[bool] = False
-    in_all: ClassVar[bool] = False
     t: float = field(default=0.5, metadata={"help": "0 = base, 1 = final checkpoint"})
 
     def __post_init__(self) -> None:
@@ -114,7 +113,8 @@ class Linear(Merge):
 
     def merge(self, base: Tensors, checkpoints: list[Tensors],
               score: Scorer | None = None) -> Tensors:
-        return {k: (b.float() + self.t * (checkpoints[-1][k].float() - b.float())).to(b.dtype)
+        # the very expression SLERP falls back to, so the two agree bit for bit there
+        return {k: ((1 - self.t) * b.double() + self.t * checkpoints[-1][k].double()).to(b.dtype)
                 for k, b in base.items()}
 
 

@@ -41,8 +41,8 @@ def test_smollm2_lora_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture) -
     argv = ["run", "--encoder", "smollm2", "--adapter", "lora", "--task", "parity",
             "--profile", "smoke", "--store", str(tmp_path / "s"), "--out",
             str(tmp_path / "lb.md")]
-    assert main(argv) == 0  # default merges: soup and slerp
-    assert capsys.readouterr().out.strip() == "cells: 4 computed, 0 reused, 0 failed"
+    assert main(argv) == 0  # default merges: soup, slerp, linear
+    assert capsys.readouterr().out.strip() == "cells: 5 computed, 0 reused, 0 failed"
     board = (tmp_path / "lb.md").read_text()
     assert "| LLM base" in board and "| LLM + LoRA" in board
     assert "| LLM + LoRA + soup" in board
@@ -50,3 +50,6 @@ def test_smollm2_lora_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture) -
     # norm, so weight-space SLERP between base and LoRA falls back to averaging on every tensor
     slerp = next(line for line in board.splitlines() if line.startswith("| LLM + LoRA + slerp"))
     assert "linear fallback 1," in slerp
+    # ... and then it *is* the linear control, bit for bit: the same scores
+    linear = next(line for line in board.splitlines() if line.startswith("| LLM + LoRA + linear"))
+    assert slerp.split("|")[4:8] == linear.split("|")[4:8]
