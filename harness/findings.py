@@ -176,8 +176,8 @@ class Figures:
                         == (row.encoder, row.adapter, row.train_task)]
                 none = next((r for r in same if r.merge == "none"), None)
                 soup = next((r for r in same if r.merge == "soup"), None)
-                if none and soup:
-                    trios.append((row, soup, none))
+                if none and soup and all(self.gain(r) is not None for r in (row, soup, none)):
+                    trios.append((row, soup, none))  # (no gain: not evaluated on its task)
         if not trios:
             return title, "not tested by this run", [
                 "needs an LLM trained with an adapter and merged with `slerp` and `soup`"]

@@ -39,6 +39,11 @@ def _t_of(row: Row, kind: str) -> float | None:
     return float(value)
 
 
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
 def _save(fig, path: Path) -> None:  # type: ignore[no-untyped-def]
     import matplotlib.pyplot as plt
 
@@ -84,7 +89,7 @@ def _sweep(fig_data: Figures, path: Path) -> bool:
         ts = sorted(points)
         colour = colours[pairs.index((encoder, adapter)) % len(colours)]
         for i, ax in enumerate(axes):
-            ys = [float(np.nanmean([p[i] for p in points[t]])) for t in ts]
+            ys = [_mean([p[i] for p in points[t]]) for t in ts]
             ax.plot(ts, ys, "-o" if kind == "slerp" else "--s", color=colour, markersize=4,
                     label=f"{encoder} + {adapter}, {kind}")
     for ax, title in zip(axes, titles, strict=True):

@@ -66,3 +66,14 @@ def test_claims_follow_the_figures() -> None:
     assert claims["SLERP"][0] == "supported"  # keeps most gain, best balance
     marks = fig.best_marks()
     assert marks[id(rows[3])] == "★"
+
+
+def test_claims_when_the_train_task_is_not_evaluated() -> None:
+    rows = [_row("LLM base", "llm", "none", None, "none", 0, 0),
+            _row("LLM + LoRA", "llm", "lora", "z", "none", 0.6, -0.05),
+            _row("LLM + LoRA + soup", "llm", "lora", "z", "soup", 0.5, -0.04),
+            _row("LLM + LoRA + slerp", "llm", "lora", "z", "slerp", 0.5, 0.08)]
+    fig = Figures(rows, ["a", "b", "c"], ["silhouette"], seed=0)
+    assert fig.gain(rows[1]) is None and fig.balance(rows[1]) is None
+    verdicts = [v for _, v, _ in fig.claims(set())]
+    assert verdicts[2] == "not tested by this run"

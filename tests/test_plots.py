@@ -38,3 +38,15 @@ def test_figures_are_written_linked_and_stable(tmp_path: Path) -> None:
         assert main(["leaderboard", "--store", str(tmp_path / "S"), "--out", str(out)]) == 0
     assert out.read_text() == text
     assert {p.name: p.read_bytes() for p in out.parent.glob("*.png")} == pngs
+
+
+def test_training_on_a_task_not_evaluated(tmp_path: Path) -> None:
+    """No on-task figure exists then: the page still renders, the claims say so."""
+    out = tmp_path / "README.md"
+    args = ["run", "--encoder", "scratch", "--adapter", "full", "--task", "parity",
+            "--train-task", "progression", "--metric", "silhouette", "--profile", "smoke",
+            "--store", str(tmp_path / "S"), "--out", str(out)]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(args) == 0
+    text = out.read_text()
+    assert "scratch + full@progression" in text and "## Reproducibility" in text
