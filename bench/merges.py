@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from harness.api import Merged
+from harness.params import label
 from harness.plugins.merges import (
     Dare,
     GreedySoup,
@@ -79,9 +80,10 @@ def synthetic_run(base: Tensors, stages: int = 3, rank: int = 8, rel: float = 0.
     return out
 
 
-def peak_rss_mb() -> float:
+def status_mb(field: str) -> float:
+    """A memory figure of this process from /proc (VmRSS: now, VmHWM: peak), in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -99,13 +101,6 @@ def reset_peak() -> bool:
         return True
     except OSError:
         return False
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 MERGES = [Soup(), Slerp(), Slerp(between="checkpoints", space="task-vectors"), Linear(),
@@ -134,9 +129,9 @@ def memory_of(index: int, store: str) -> None:
     """In a fresh process: the peak memory one merge call adds over its inputs, in MB."""
     base, ingredients, _ = ingredients_of(store)
     reset_peak()
-    before = rss_mb()
+    before = status_mb("VmRSS")
     out = call(MERGES[index], base, ingredients)
-    print(peak_rss_mb() - before)
+    print(status_mb("VmHWM") - before)
     del out
 
 
@@ -170,13 +165,11 @@ def main() -> int:
             memory = f", peak extra memory {extra:.0f} MB = {extra / size_mb:.1f} copies"
         except (ValueError, IndexError):
             memory = ", peak memory not measured"
-        label = merge.name + ("" if merge == type(merge)() else
-                              ":between=checkpoints,space=task-vectors")
         note = f"; linear fallback {stats['linear fallback']:.2f}" if "linear fallback" in stats \
             else ""
         what = " (mean of the kept ingredients; scoring them is embedding time)" \
             if merge.scored_by() else ""
-        print(f"merge time {label}{what}: {statistics.median(times):.3f} s{memory}{note} "
+        print(f"merge time {label(merge)}{what}: {statistics.median(times):.3f} s{memory}{note} "
               f"(target < 1 s, < 3 copies)")
     return 0
 

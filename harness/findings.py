@@ -63,13 +63,21 @@ class Figures:
         self.boot = Bootstrap(seed)
         self.primary = next((m for m in PRIMARY if m in metrics), metrics[0] if metrics else "")
         self.bases = {r.encoder: r for r in rows if r.adapter == "none"}
+        self._scores: dict[tuple[int, str, str], Estimate] = {}
 
     def score(self, row: Row, task: str, metric: str) -> Estimate:
-        per_seed = row.samples.get((task, metric))
-        if per_seed and len(per_seed) == len(row.values.get((task, metric), [])):
-            return mean_of([self.boot.estimate(task, v) for v in per_seed])
-        values = [v for v in row.values.get((task, metric), []) if math.isfinite(v)]
-        return Estimate(float(np.mean(values)) if values else math.nan)
+        """A row's figure on one task, with its draws (computed once: every other figure and
+        every comparison is built from these)."""
+        key = (id(row), task, metric)
+        if key not in self._scores:
+            per_seed = row.samples.get((task, metric))
+            if per_seed and len(per_seed) == len(row.values.get((task, metric), [])):
+                found = mean_of([self.boot.estimate(task, v) for v in per_seed])
+            else:
+                values = [v for v in row.values.get((task, metric), []) if math.isfinite(v)]
+                found = Estimate(float(np.mean(values)) if values else math.nan)
+            self._scores[key] = found
+        return self._scores[key]
 
     def over(self, row: Row, tasks: list[str], metric: str) -> Estimate:
         return mean_of([self.score(row, t, metric) for t in tasks])
