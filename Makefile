@@ -28,10 +28,11 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
-# Benchmarks print one line per figure, `name: value (target)`. Merges use the SmolLM2 LoRA
-# checkpoints `make run` leaves in .harness, or synthetic LoRA-sized deltas without them.
+# Benchmarks print one line per figure, `name: value (target)`, and write bench/RESULTS.md
+# (~25 min; `$(PY) bench/run.py --only embed train merges metrics` skips the grid runs). Merges
+# use the SmolLM2 LoRA checkpoints `make run` leaves in .harness, or synthetic LoRA-sized deltas.
 bench: setup
-	$(PY) bench/merges.py
+	$(PY) bench/run.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -148,8 +148,8 @@ def main() -> int:
     base, ingredients, source = ingredients_of(args.store)
     size_mb = sum(v.numel() * v.element_size() for v in base.values()) / 2**20
     params = sum(v.numel() for v in base.values())
-    print(f"merge ingredients: {len(ingredients)} checkpoints x {len(base)} tensors "
-          f"({params / 1e6:.1f}M parameters, {size_mb:.0f} MB per copy); {source}")
+    print(f"merge ingredients: {len(ingredients)} checkpoints x {len(base)} tensors, "
+          f"{params / 1e6:.1f}M parameters, {size_mb:.0f} MB per copy ({source})")
     for index, merge in enumerate(MERGES):
         times = []
         for _ in range(args.repeat):

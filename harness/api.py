@@ -113,11 +113,17 @@ class Backbone:
         """Embeddings of shape (len(seqs), dim), differentiable through ``module``."""
         raise NotImplementedError
 
+    def lengths(self, seqs: Seq[Sequence]) -> list[int]:
+        """The length of each sequence as the model sees it, for grouping batches (``embed``);
+        by default its rendered characters. Tokenizer-based backbones return token counts."""
+        return [len(render(s)) for s in seqs]
+
     def embed(self, seqs: Seq[Sequence], batch_size: int = 64) -> np.ndarray:
         """float32 embeddings in the input order; batches grouped by length to cut padding."""
         import torch
 
-        order = sorted(range(len(seqs)), key=lambda i: (len(render(seqs[i])), i))
+        lengths = self.lengths(seqs)
+        order = sorted(range(len(seqs)), key=lambda i: (lengths[i], i))
         out: list[np.ndarray] = [np.empty(0)] * len(seqs)
         was_training = self.module.training
         self.module.eval()

@@ -18,7 +18,16 @@ import numpy as np
 
 from harness.api import Backbone, Checkpoint, Merged, MetricUndefined, Scorer
 from harness.params import content_hash, identity, label
-from harness.plan import Cell, Plan, Variant, eval_key, eval_sample, train_sample, valid_sample
+from harness.plan import (
+    Cell,
+    Plan,
+    Variant,
+    base_key,
+    eval_key,
+    eval_sample,
+    train_sample,
+    valid_sample,
+)
 from harness.store import Store
 
 
@@ -130,15 +139,22 @@ class Runner:
                 out[cell.task.name] = cached
         if missing:
             backbone = get_backbone()
-            with self._weights_applied(backbone, variant):
+            with self._weights_applied(backbone, variant) as weights:
                 for cell in missing:
                     seqs = self.samples[cell.task.name]
-                    X = backbone.embed(seqs)
-                    if X.ndim != 2 or X.shape[0] != len(seqs) or X.shape[1] < 1:
-                        raise ValueError(f"encoder {variant.encoder.name!r} returned embeddings "
-                                         f"of shape {X.shape}, expected ({len(seqs)}, dim)")
-                    X = X.astype(np.float32, copy=False)
-                    self.store.save_embeddings(self._emb_key(variant, cell), X)
+                    # variants whose merged weights are equal (SLERP falling back to linear,
+                    # t=0 or t=1 endpoints) share one embedding pass
+                    shared = embedding_key(weights, self.eval_keys[cell.task.name])
+                    X = self.store.load_embeddings(shared, len(seqs))
+                    if X is None:
+                        X = backbone.embed(seqs)
+                        if X.ndim != 2 or X.shape[0] != len(seqs) or X.shape[1] < 1:
+                            raise ValueError(f"encoder {variant.encoder.name!r} returned "
+                                             f"embeddings of shape {X.shape}, expected "
+                                             f"({len(seqs)}, dim)")
+                        X = X.astype(np.float32, copy=False)
+                        self.store.save_embeddings(shared, X)
+                    self.store.link_embeddings(self._emb_key(variant, cell), shared, X)
                     out[cell.task.name] = X
         return out
 
@@ -146,9 +162,11 @@ class Runner:
         return embedding_key(variant.key, self.eval_keys[cell.task.name])
 
     @contextlib.contextmanager
-    def _weights_applied(self, backbone: Backbone, variant: Variant) -> Iterator[None]:
+    def _weights_applied(self, backbone: Backbone, variant: Variant) -> Iterator[str]:
+        """Load the variant's (merged) weights into the backbone for the duration; yields the
+        content key of the weights applied (``weights_key``)."""
         if variant.adapter is None:
-            yield
+            yield weights_key(variant.encoder, {}, {})
             return
         ingredients = self._ingredients(backbone, variant)
         current = backbone.weights()
@@ -168,9 +186,10 @@ class Runner:
             self.store.put_merge_stats(variant.key, _checked_stats(variant, merged.stats))
             merged = merged.tensors
         del ingredients
-        backbone.load_weights(_checked_merge(variant, base, merged))
+        applied = _checked_merge(variant, base, merged)
+        backbone.load_weights(applied)
         try:
-            yield
+            yield weights_key(variant.encoder, base, applied)
         finally:
             backbone.load_weights(base)
 
@@ -317,6 +336,24 @@ class Runner:
 def embedding_key(variant_key: str, eval_key: str) -> str:
     """The content key of a variant's embeddings of an eval sample (``plan.eval_key``)."""
     return content_hash("emb", variant_key, eval_key)
+
+
+def weights_key(encoder: Any, base: dict[str, Any], applied: dict[str, Any]) -> str:
+    """The content key of an encoder's weights with ``applied`` loaded over ``base``: its
+    identity plus the bytes of every applied tensor that differs from the base one. Equal
+    weights get equal keys whichever merge made them; the base model's key has no tensors."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256(base_key(encoder).encode())
+    for name in sorted(applied):
+        tensor = applied[name].detach().cpu().contiguous()
+        if torch.equal(tensor, base[name]):
+            continue
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
+    return "weights-" + digest.hexdigest()[:20]
 
 
 def _checked_stats(variant: Variant, stats: Any) -> dict[str, float]:

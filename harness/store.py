@@ -248,6 +248,19 @@ class Store:
                 np.save(fh, np.ascontiguousarray(X, dtype=np.float32), allow_pickle=False)
         atomic_write(self.embeddings_path(key), write)
 
+    def link_embeddings(self, key: str, to: str, X: np.ndarray) -> None:
+        """Store ``X``, already stored under ``to``, under ``key`` too: a hard link where the
+        file system allows one (no second copy), else a copy."""
+        path, source = self.embeddings_path(key), self.embeddings_path(to)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.link.tmp")
+        try:
+            tmp.unlink(missing_ok=True)
+            os.link(source, tmp)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            self.save_embeddings(key, X)
+
     def checkpoints_dir(self, key: str) -> Path:
         return self.root / "artifacts" / "checkpoints" / key
 

@@ -84,6 +84,9 @@ class HFBackbone(Backbone):
             with torch.autocast(self.device.split(":")[0], dtype=self.autocast):
                 yield
 
+    def lengths(self, seqs: Seq[Sequence]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer([render(s) for s in seqs])["input_ids"]]
+
     def encode(self, seqs: Seq[Sequence]) -> torch.Tensor:
         batch = self.tokenizer([render(s) for s in seqs], padding=True, return_tensors="pt")
         ids = batch["input_ids"].to(self.device)

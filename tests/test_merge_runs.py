@@ -141,3 +141,33 @@ def test_a_bad_merge_fails_its_cells_only(tmp_path: Path) -> None:
     assert "merge 'shrink' returned shape (1,)" in err.getvalue()
     assert "merge 'words' returned stats" in err.getvalue()
     assert "## Failed cells" in (tmp_path / "O.md").read_text()
+
+
+def test_variants_with_equal_weights_share_one_embedding_pass(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    from harness.api import Backbone
+
+    calls: list[int] = []
+    embed = Backbone.embed
+
+    def counted(self, seqs, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(seqs))
+        return embed(self, seqs, *args, **kwargs)
+
+    monkeypatch.setattr(Backbone, "embed", counted)
+    # linear at t=0 is the base model and at t=1 the final checkpoint, bit for bit
+    rc, summary, err = run(["--merge", "none", "--merge", "linear:t=0,1"], tmp_path)
+    assert rc == 0, err
+    assert summary == {"computed": 4, "reused": 0, "failed": 0}
+    assert len(calls) == 2  # the base model and the trained one; the linear ends reuse them
+    store = Store.open_existing(tmp_path / "S")
+    try:
+        rows = store.query("SELECT v.adapter AS adapter, v.merge AS merge, s.value AS value "
+                           "FROM scores s JOIN variants v ON v.key = s.variant")
+    finally:
+        store.close()
+    value = {(r["adapter"], r["merge"]): r["value"] for r in rows}
+    assert value[("full", "linear:t=0.0")] == value[("none", "none")]
+    assert value[("full", "linear:t=1.0")] == value[("full", "none")]
+    assert value[("full", "none")] != value[("none", "none")]

@@ -443,3 +443,23 @@ def test_stale_temporary_files_are_swept(tmp_path: Path) -> None:
     os.utime(old, (time.time() - 7200, time.time() - 7200))
     assert store.sweep_temporary() == 1
     assert not old.exists() and fresh.exists()  # a concurrent run may still be writing it
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_linked_embeddings_load_under_both_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                links: bool) -> None:
+    store = Store(tmp_path / "S")
+    X = np.arange(12, dtype=np.float32).reshape(3, 4)
+    store.save_embeddings("shared", X)
+    if not links:  # a file system without hard links gets a copy
+        def no_link(*args: object) -> None:
+            raise OSError("hard links not supported")
+        monkeypatch.setattr(os, "link", no_link)
+    store.link_embeddings("variant", "shared", X)
+    for key in ("shared", "variant"):
+        loaded = store.load_embeddings(key, 3)
+        assert loaded is not None and np.array_equal(loaded, X)
+    same = os.path.samefile(store.embeddings_path("shared"), store.embeddings_path("variant"))
+    assert same == links
+    assert not [p for p in (tmp_path / "S").rglob("*") if p.name.endswith(".tmp")]
+    store.close()

@@ -1,0 +1,86 @@
+"""Shared pieces of the benchmark scripts: timing, the output line, the machine's fp32 ceiling.
+
+Every figure is printed as one line, ``name: value (target)``; ``bench/run.py`` collects them.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def report(name: str, value: str, target: str = "no target") -> None:
+    print(f"{name}: {value} ({target})", flush=True)
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def side_by_side(fns: dict[str, Callable[[], Any]], repeat: int
+                 ) -> tuple[dict[str, float], dict[str, Any]]:
+    """Median seconds of each function, the functions interleaved in every round so that
+    drift of the machine (heat, neighbours) hits them alike; plus each one's last output."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    outs: dict[str, Any] = {}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            seconds, outs[name] = timed(fn)
+            times[name].append(seconds)
+    return {k: statistics.median(v) for k, v in times.items()}, outs
+
+
+def fp32_peak_gflops(seconds: float = 1.0) -> float:
+    """The machine's measured fp32 matmul rate (2048 x 2048, every core): the ceiling an
+    fp32 forward pass can approach."""
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    rates = []
+    for _ in range(3):
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 3:
+            a @ b
+            n += 1
+        rates.append(2 * 2048**3 * n / (time.perf_counter() - start) / 1e9)
+    return statistics.median(rates)
+
+
+def bf16_gflops() -> float:
+    """The measured bf16 matmul rate (AMX makes it ~3x fp32; on AVX2 it is emulated)."""
+    import torch
+
+    a, b = torch.randn(1024, 1024).bfloat16(), torch.randn(1024, 1024).bfloat16()
+    a @ b
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 0.5 or n < 2:
+        a @ b
+        n += 1
+    return 2 * 1024**3 * n / (time.perf_counter() - start) / 1e9
+
+
+def eval_texts(profile: str = "quick", seed: int = 0) -> list[Any]:
+    """The sequences a `harness run --all` embeds per variant: every built-in task's eval
+    sample on the quick profile (1,000 sequences)."""
+    from harness.api import PROFILES
+    from harness.cli import load_registry
+    from harness.plan import eval_sample
+
+    reg = load_registry([])
+    tasks = [reg.components["tasks"][name]() for name in sorted(reg.components["tasks"])]
+    return [s for t in tasks for s in eval_sample(t, PROFILES[profile], seed)]
+
+
+def fail(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr)
+    sys.exit(1)
