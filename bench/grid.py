@@ -49,6 +49,56 @@ def default_merges() -> list[str]:
     return [m["name"] for m in json.loads(out)["merges"] if m["in_all"]]
 
 
+def flop_floor(folder: Path) -> tuple[float, str]:
+    """Seconds the linear layers of a cold `--all` run need at the measured fp32 peak: every
+    distinct embedding pass (variants sharing weights share one, as in the store) and every
+    training step (forward + backward: 4 FLOPs per weight and token with frozen weights, 6 for
+    full fine-tuning), over the real (unpadded) tokens. Scoring, analysis and loading come on
+    top."""
+    import torch
+    from common import fp32_peak_gflops
+
+    from harness.api import PROFILES
+    from harness.cli import build_parser, load_registry, select
+    from harness.params import content_hash, identity
+    from harness.plan import build_plan, eval_key, eval_sample, train_sample
+    from harness.plugins.training import schedule
+    from harness.run import embedding_key
+    from harness.store import Store
+
+    os.environ["HARNESS_CACHE"] = str(folder / "cache")
+    reg = load_registry([])
+    profile = PROFILES["quick"]
+    plan = build_plan(reg, select(reg, build_parser().parse_args(["run", "--all"])), profile,
+                      0, 1)
+    store = Store(folder / "store")
+    flops, passes, runs = 0.0, 0, 0
+    by_encoder: dict[str, list] = {}
+    for variant in plan.variants:
+        by_encoder.setdefault(content_hash(identity(variant.encoder)), []).append(variant)
+    for variants in by_encoder.values():
+        backbone = variants[0].encoder.load("cpu")
+        params = sum(m.weight.numel() for n, m in backbone.module.named_modules()
+                     if isinstance(m, torch.nn.Linear) and "pooler" not in n)
+        tokens = sum(sum(backbone.lengths(eval_sample(t, profile, 0))) for t in plan.tasks)
+        first = eval_key(plan.tasks[0], profile, 0)
+        inodes = {store.embeddings_path(embedding_key(v.key, first)).stat().st_ino
+                  for v in variants}
+        passes += len(inodes)
+        flops += 2 * params * tokens * len(inodes)
+        trained = {(key, v.adapter.name, v.train_task.name) for v in variants if v.adapter
+                   and v.train_task for _, key in v.runs}
+        for _, adapter, task in trained:
+            seqs = train_sample(reg.components["tasks"][task](), profile, 0)
+            per_seq = sum(backbone.lengths(seqs)) / len(seqs)
+            steps = schedule(len(seqs), profile)[0]
+            flops += (6 if adapter == "full" else 4) * params * per_seq * steps * \
+                profile.batch_size
+        runs += len(trained)
+    store.close()
+    return flops / (fp32_peak_gflops() * 1e9), f"{passes} embedding passes, {runs} training runs"
+
+
 def minutes(seconds: float) -> str:
     return f"{int(seconds // 60)}m{seconds % 60:04.1f}s"
 
@@ -63,6 +113,9 @@ def main() -> int:
         cold, cells = run(["--all"], folder)
         report("harness run --all (quick), cold", f"{minutes(cold)}; {cells}",
                f"target <= 10 min: {verdict(cold <= 600)}")
+        floor, what = flop_floor(folder)
+        report("harness run --all (quick), cold: linear-layer FLOPs at the fp32 peak",
+               f"{minutes(floor)} ({what})", "no fp32 run on this CPU can be faster")
         warm = []
         for _ in range(args.repeat):
             seconds, warm_cells = run(["--all"], folder)
