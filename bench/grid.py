@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import fail, report, verdict
+from common import fail, fp32_peak_gflops, report, verdict
 
 HARNESS = str(Path(sys.executable).parent / "harness")
 
@@ -49,14 +49,13 @@ def default_merges() -> list[str]:
     return [m["name"] for m in json.loads(out)["merges"] if m["in_all"]]
 
 
-def flop_floor(folder: Path) -> tuple[float, str]:
+def flop_floor(folder: Path, peak: float) -> tuple[float, str]:
     """Seconds the linear layers of a cold `--all` run need at the measured fp32 peak: every
     distinct embedding pass (variants sharing weights share one, as in the store) and every
     training step (forward + backward: 4 FLOPs per weight and token with frozen weights, 6 for
     full fine-tuning), over the real (unpadded) tokens. Scoring, analysis and loading come on
     top."""
     import torch
-    from common import fp32_peak_gflops
 
     from harness.api import PROFILES
     from harness.cli import build_parser, load_registry, select
@@ -96,7 +95,7 @@ def flop_floor(folder: Path) -> tuple[float, str]:
                 profile.batch_size
         runs += len(trained)
     store.close()
-    return flops / (fp32_peak_gflops() * 1e9), f"{passes} embedding passes, {runs} training runs"
+    return flops / (peak * 1e9), f"{passes} embedding passes, {runs} training runs"
 
 
 def minutes(seconds: float) -> str:
@@ -110,12 +109,14 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
         folder = Path(tmp)
+        peak = fp32_peak_gflops()  # on the idle machine, before the runs
         cold, cells = run(["--all"], folder)
         report("harness run --all (quick), cold", f"{minutes(cold)}; {cells}",
                f"target <= 10 min: {verdict(cold <= 600)}")
-        floor, what = flop_floor(folder)
+        floor, what = flop_floor(folder, peak)
         report("harness run --all (quick), cold: linear-layer FLOPs at the fp32 peak",
-               f"{minutes(floor)} ({what})", "no fp32 run on this CPU can be faster")
+               f"{minutes(floor)} ({what}; peak {peak:.0f} GFLOP/s)",
+               "no fp32 run on this CPU can be faster")
         warm = []
         for _ in range(args.repeat):
             seconds, warm_cells = run(["--all"], folder)

@@ -258,8 +258,9 @@ class Store:
             os.link(source, tmp)
             os.replace(tmp, path)
         except OSError:
-            tmp.unlink(missing_ok=True)
             self.save_embeddings(key, X)
+        finally:  # rename(2) leaves both names when they are links to one file already
+            tmp.unlink(missing_ok=True)
 
     def checkpoints_dir(self, key: str) -> Path:
         return self.root / "artifacts" / "checkpoints" / key

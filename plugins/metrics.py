@@ -1,6 +1,7 @@
 """Built-in metrics: how well the geometry of embeddings ``X`` separates the class labels ``y``.
 
-Every metric is a thin wrapper around scikit-learn. The shared checks live in the private
+Every metric is a thin wrapper around scikit-learn, imported where it is used (a run whose
+scores are all stored never pays for importing it). The shared checks live in the private
 helpers below; a metric raises ``MetricUndefined`` (never returns NaN) wherever its value is
 undefined for the data at hand. All randomness comes from the ``rng`` passed to ``score``, so a
 score is a deterministic function of (parameters, X, y, rng seed).
@@ -14,18 +15,6 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (
-    adjusted_rand_score,
-    calinski_harabasz_score,
-    davies_bouldin_score,
-    normalized_mutual_info_score,
-    silhouette_samples,
-)
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.preprocessing import StandardScaler
 
 from harness.api import Metric, MetricUndefined
 from harness.hookspecs import hookimpl
@@ -118,6 +107,9 @@ def _stratified_split(y: np.ndarray, test_fraction: float,
 
 def _kmeans_labels(X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """K-means cluster labels of the L2-normalised rows, k = number of classes in ``y``."""
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+
     Z = _l2_normalise(X)
     _check_not_constant(Z, "embedding directions")
     k = len(np.unique(y))
@@ -185,6 +177,8 @@ class Silhouette(Metric):
             idx = _stratified_subsample(y, self.max_samples, rng)
             _check_not_constant(Z[idx], "embedding directions in the subsample")
         _check_cluster_labels(y[idx])
+        from sklearn.metrics import silhouette_samples
+
         out = np.full(len(y), np.nan)
         out[idx] = silhouette_samples(X[idx], y[idx], metric="cosine")
         return out
@@ -209,6 +203,8 @@ class DaviesBouldin(Metric):
         gaps = np.linalg.norm(centroids[:, None, :] - centroids[None, :, :], axis=-1)
         if np.allclose(gaps, 0.0):  # sklearn would report a perfect 0.0 here
             raise MetricUndefined("all class centroids coincide: the index divides by zero")
+        from sklearn.metrics import davies_bouldin_score
+
         return float(davies_bouldin_score(Z, y))
 
 
@@ -232,6 +228,8 @@ class CalinskiHarabasz(Metric):
                      for c in np.unique(y))
         if within <= _RTOL**2 * total:  # sklearn would report 1.0 for this infinite ratio
             raise MetricUndefined("zero within-class dispersion: every class is one point")
+        from sklearn.metrics import calinski_harabasz_score
+
         return float(calinski_harabasz_score(Z, y))
 
 
@@ -255,6 +253,10 @@ class ProbeAccuracy(Metric):
 
     def per_sample(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """1.0 / 0.0 for each held-out row classified right / wrong; NaN for train rows."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
         X, y = _prepare(X, y)
         _check_not_constant(X)
         train, test = _stratified_split(y, self.test_fraction, rng)
@@ -292,6 +294,8 @@ class KnnAccuracy(Metric):
         Z = _l2_normalise(X)
         _check_not_constant(Z, "embedding directions")
         train, test = _stratified_split(y, self.test_fraction, rng)
+        from sklearn.neighbors import KNeighborsClassifier
+
         knn = KNeighborsClassifier(n_neighbors=min(int(self.k), len(train)), metric="cosine")
         knn.fit(Z[train], y[train])
         return _correct(len(y), test, knn.predict(Z[test]) == y[test])
@@ -306,6 +310,8 @@ class KMeansNMI(Metric):
     higher_is_better: ClassVar[bool] = True
 
     def score(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> float:
+        from sklearn.metrics import normalized_mutual_info_score
+
         X, y = _prepare(X, y)
         return float(normalized_mutual_info_score(y, _kmeans_labels(X, y, rng)))
 
@@ -319,6 +325,8 @@ class KMeansARI(Metric):
     higher_is_better: ClassVar[bool] = True
 
     def score(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> float:
+        from sklearn.metrics import adjusted_rand_score
+
         X, y = _prepare(X, y)
         return float(adjusted_rand_score(y, _kmeans_labels(X, y, rng)))
 

@@ -461,5 +461,7 @@ def test_linked_embeddings_load_under_both_keys(tmp_path: Path, monkeypatch: pyt
         assert loaded is not None and np.array_equal(loaded, X)
     same = os.path.samefile(store.embeddings_path("shared"), store.embeddings_path("variant"))
     assert same == links
+    store.link_embeddings("variant", "shared", X)  # again: already a link to the same file
+    assert np.array_equal(store.load_embeddings("variant", 3), X)
     assert not [p for p in (tmp_path / "S").rglob("*") if p.name.endswith(".tmp")]
     store.close()
