@@ -26,7 +26,7 @@ SECTIONS = {
     "metrics": "metric time at 2,000 and 10,000 embeddings; silhouette sampling error",
     "grid": "harness run --all: cold, warm, one more merge",
 }
-FIGURE = re.compile(r"^[^:\s][^:]*: .+ \(.+\)$")
+FIGURE = re.compile(r"^\S.*?: .+ \(.+\)$")  # names may hold ':' (slerp:between=...)
 
 
 def machine() -> list[str]:
