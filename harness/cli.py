@@ -210,6 +210,18 @@ def compositional(reg: Registry) -> set[str]:
     return {name for name, cls in reg.components["tasks"].items() if cls.compositional}
 
 
+def _check_writable_out(out: Path) -> None:
+    """Refuse before a run, not after it, a leaderboard path that cannot be written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise HarnessError(f"cannot write the leaderboard to {out}: {err.strerror} "
+                           f"({out.parent}); pass --out PATH") from None
+    if out.is_dir() or not os.access(out.parent, os.W_OK):
+        raise HarnessError(f"cannot write the leaderboard to {out}: not a writable file path; "
+                           "pass --out PATH")
+
+
 def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
     from harness import leaderboard
     from harness.analysis import analyse
@@ -222,6 +234,8 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
     profile = PROFILES[args.profile]
     plan = build_plan(reg, select(reg, args), profile, args.seed, args.seeds)
     store = Store(args.store)  # validated before anything is printed: errors stay one line
+    device = pick_device(args.device)
+    _check_writable_out(Path(args.out))
     store.sweep_temporary()
     for what, why in plan.skipped:
         print(f"skipped: {what}: {why}", file=sys.stderr)
@@ -230,7 +244,6 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
     run_id = store.start_run(sys.argv, profile.name, list(range(args.seed,
                                                                 args.seed + args.seeds)),
                              commit, packages, now)
-    device = pick_device(args.device)
     stopped = None
     with _progress(len(plan.cells)) as advance:
         runner = Runner(plan, store, run_id, device, args.fail_fast, advance)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.api import Backbone, Checkpoint, Merged, MetricUndefined, Scorer
+from harness.api import Backbone, Checkpoint, HarnessError, Merged, MetricUndefined, Scorer
 from harness.params import content_hash, identity, label
 from harness.plan import (
     Cell,
@@ -47,11 +47,20 @@ class Summary:
 
 
 def pick_device(requested: str = "auto") -> str:
-    if requested != "auto":
-        return requested
+    """``auto``: CUDA when available, else the CPU. A named device must exist here."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(requested).type
+    except (RuntimeError, ValueError):
+        raise HarnessError(f"--device {requested!r} is not a device torch knows; use auto, "
+                           "cpu, cuda or cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise HarnessError(f"--device {requested!r} but CUDA is not available here; use auto "
+                           "or cpu")
+    return requested
 
 
 def describe(variant: Variant) -> str:

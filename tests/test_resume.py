@@ -187,6 +187,79 @@ def test_sigkill_then_resume(tmp_path, registry, smoke_run, point):
     assert same_scores(scores_table(db), scores_table(smoke_run / "S" / "results.sqlite"))
 
 
+def store_is_sound(store: Path, metrics: int) -> set[str]:
+    """After a kill: the database passes its integrity check, every stored cell has all its
+    metric rows, and every artifact a later run would read loads. Returns the stored cells."""
+    from safetensors.torch import load_file
+
+    db = store / "results.sqlite"
+    if not db.is_file():
+        return set()
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+    rows = query(db, "SELECT cell, COUNT(*) FROM scores GROUP BY cell")
+    assert all(n == metrics for _, n in rows), rows
+    for path in (store / "artifacts").rglob("*.npy"):
+        X = np.load(path, allow_pickle=False)
+        assert X.ndim == 2 and X.dtype == np.float32, path
+    for done in (store / "artifacts" / "checkpoints").glob("*/done.json"):
+        for entry in json.loads(done.read_text())["checkpoints"]:
+            assert load_file(done.parent / entry["file"]), done
+    return {cell for cell, _ in rows}
+
+
+def test_ten_random_sigkills_lose_nothing(tmp_path, registry, smoke_run):
+    """SIGKILL at ten random moments: after each, the store is sound and keeps everything
+    stored before; the finishing run recomputes nothing that was stored and ends with the
+    bytes of an uninterrupted run."""
+    import random
+
+    plan = plan_for(registry, SMOKE_TASKS)
+    total, metrics = len(plan.cells), len(plan.metrics)
+    rng = random.Random(8)
+    db = tmp_path / "S" / "results.sqlite"
+    kills, stored = 0, set()
+    trained: dict[Path, int] = {}  # done.json -> mtime: a finished training is never redone
+    for _attempt in range(30):
+        if kills == 10:
+            break
+        runs = poll_count(db, "SELECT COUNT(*) FROM runs")
+        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *run_args(SMOKE_TASKS)],
+                                cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + WAIT_S
+            while poll_count(db, "SELECT COUNT(*) FROM runs") <= runs:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+                time.sleep(POLL_S)
+            time.sleep(rng.uniform(0.0, 1.5))  # the run proper has started: kill at random
+            finished = proc.poll() is not None
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        now = store_is_sound(tmp_path / "S", metrics)
+        assert stored <= now, "a stored cell was lost"
+        for done, mtime in trained.items():
+            assert done.stat().st_mtime_ns == mtime, f"{done} was rewritten"
+        trained.update({d: d.stat().st_mtime_ns
+                        for d in (tmp_path / "S" / "artifacts").rglob("done.json")})
+        if finished or len(now) == total:  # the run won the race: start again from nothing
+            shutil.rmtree(tmp_path / "S")
+            stored, trained = set(), {}
+            continue
+        stored = now
+        kills += 1
+    assert kills == 10
+    summary = run_here(SMOKE_TASKS, tmp_path)
+    assert summary == {"computed": total - len(stored), "reused": len(stored), "failed": 0}
+    for done, mtime in trained.items():
+        assert done.stat().st_mtime_ns == mtime, f"{done} was rewritten"
+    assert (tmp_path / "O").read_bytes() == (smoke_run / "O").read_bytes()
+    assert same_scores(scores_table(db), scores_table(smoke_run / "S" / "results.sqlite"))
+
+
 # ------------------------------------------------------------------------- determinism
 
 
