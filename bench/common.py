@@ -39,6 +39,14 @@ def side_by_side(fns: dict[str, Callable[[], Any]], repeat: int
     return {k: statistics.median(v) for k, v in times.items()}, outs
 
 
+def linear_params(module: Any) -> int:
+    """Weights every token passes through (a BERT pooler sees one token per sequence)."""
+    import torch
+
+    return sum(m.weight.numel() for name, m in module.named_modules()
+               if isinstance(m, torch.nn.Linear) and "pooler" not in name)
+
+
 def fp32_peak_gflops(seconds: float = 1.0) -> float:
     """The machine's measured fp32 matmul rate (2048 x 2048, every core): the ceiling an
     fp32 forward pass can approach."""

@@ -19,17 +19,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import bf16_gflops, eval_texts, fp32_peak_gflops, report, side_by_side, verdict
+from common import (
+    bf16_gflops,
+    eval_texts,
+    fp32_peak_gflops,
+    linear_params,
+    report,
+    side_by_side,
+    verdict,
+)
 
 from harness.api import render
 from harness.plugins.hf import pool
 from harness.plugins.pretrained import MiniLM, SmolLM2, converted_smollm2, package_dir
-
-
-def linear_params(module: torch.nn.Module) -> int:
-    """Weights every token passes through (a BERT pooler sees one token per sequence)."""
-    return sum(m.weight.numel() for name, m in module.named_modules()
-               if isinstance(m, torch.nn.Linear) and "pooler" not in name)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

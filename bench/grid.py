@@ -57,7 +57,7 @@ def flop_floor(folder: Path, peak: float, args: list[str], before: set[str] | No
     full fine-tuning), over the real (unpadded) tokens; only for variants not in ``before``
     and training runs none of them had. Scoring, analysis and loading come on top. Also
     returns the plan's variant keys."""
-    import torch
+    from common import linear_params
 
     from harness.api import PROFILES
     from harness.cli import build_parser, load_registry, select
@@ -82,8 +82,7 @@ def flop_floor(folder: Path, peak: float, args: list[str], before: set[str] | No
             by_encoder.setdefault(content_hash(identity(variant.encoder)), []).append(variant)
     for variants in by_encoder.values():
         backbone = variants[0].encoder.load("cpu")
-        params = sum(m.weight.numel() for n, m in backbone.module.named_modules()
-                     if isinstance(m, torch.nn.Linear) and "pooler" not in n)
+        params = linear_params(backbone.module)
         tokens = sum(sum(backbone.lengths(eval_sample(t, profile, 0))) for t in plan.tasks)
         first = eval_key(plan.tasks[0], profile, 0)
         done = {store.embeddings_path(embedding_key(v.key, first)).stat().st_ino for v in old}

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 import torch
-from common import fp32_peak_gflops, report, side_by_side
+from common import fp32_peak_gflops, linear_params, report, side_by_side
 
 from harness.api import PROFILES, Profile, render
 from harness.cli import load_registry
@@ -22,21 +22,9 @@ from harness.plan import train_sample
 from harness.plugins.hf import pool
 from harness.plugins.lora import Lora, default_targets
 from harness.plugins.pretrained import MiniLM, SmolLM2, converted_smollm2, package_dir
-from harness.plugins.training import supcon_loss
+from harness.plugins.training import batches, supcon_loss
 
 BATCH = 16
-
-
-def batches(n: int, steps: int, seed: int) -> list[list[int]]:
-    """The batches `train_contrastive` draws (one epoch's permutation, then a fresh one)."""
-    gen = torch.Generator().manual_seed(seed)
-    order, cursor, out = torch.randperm(n, generator=gen), 0, []
-    for _ in range(steps):
-        if cursor + BATCH > len(order):
-            order, cursor = torch.randperm(n, generator=gen), 0
-        out.append(order[cursor:cursor + BATCH].tolist())
-        cursor += BATCH
-    return out
 
 
 def plain_loop(folder: str, texts: list[str], labels: list[int], steps: int, seed: int,
@@ -57,7 +45,7 @@ def plain_loop(folder: str, texts: list[str], labels: list[int], steps: int, see
         model.train()
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                 lr=lora.lr)
-        for idx in batches(len(texts), steps, seed):
+        for idx in batches(len(texts), BATCH, steps, seed):
             batch = tokenizer([texts[i] for i in idx], padding=True, return_tensors="pt")
             z = pool(model(**batch).last_hidden_state, batch["attention_mask"], "mean")
             loss = supcon_loss(z, y[idx], lora.temperature)
@@ -86,7 +74,7 @@ def main() -> int:
                             (SmolLM2(), converted_smollm2())):
         backbone = encoder.load("cpu")
         lengths = backbone.lengths(seqs)
-        tokens = sum(lengths[i] for idx in batches(len(seqs), args.steps, seed) for i in idx)
+        tokens = sum(lengths[i] for idx in batches(len(seqs), BATCH, args.steps, seed) for i in idx)
         snapshot = {k: v.clone() for k, v in backbone.weights().items()}
 
         def harness_run(backbone: Any = backbone, snapshot: Any = snapshot) -> None:
@@ -100,8 +88,7 @@ def main() -> int:
         report(f"{name}, plain fp32 loop", f"{tokens / times['plain']:.0f} tokens/s")
         report(f"{name} speed-up over a plain fp32 loop",
                f"{times['plain'] / times['harness']:.2f}x")
-        params = sum(m.weight.numel() for n, m in backbone.module.named_modules()
-                     if isinstance(m, torch.nn.Linear) and "pooler" not in n)
+        params = linear_params(backbone.module)
         # forward plus the backward to the inputs of frozen layers: 4 FLOPs per weight and token
         rate = 4 * params * tokens / times["harness"] / 1e9
         report(f"{name} linear-layer FLOP rate, harness",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from collections.abc import Sequence as Seq
 
 import torch
@@ -40,24 +40,29 @@ def schedule(n: int, profile: Profile) -> tuple[int, list[int]]:
     return total, sorted({round(total * (i + 1) / stages) for i in range(stages)})
 
 
+def batches(n: int, batch_size: int, steps: int, seed: int) -> Iterator[list[int]]:
+    """The index batches of ``steps`` optimiser steps: a seeded permutation of ``n`` rows cut
+    into batches, a fresh permutation whenever fewer than a batch remain."""
+    gen = torch.Generator().manual_seed(seed)
+    order, cursor = torch.randperm(n, generator=gen), 0
+    for _ in range(steps):
+        if cursor + batch_size > len(order):
+            order, cursor = torch.randperm(n, generator=gen), 0
+        yield order[cursor:cursor + batch_size].tolist()
+        cursor += batch_size
+
+
 def train_contrastive(backbone: Backbone, train: Seq[Sequence], labels: Seq[int], seed: int,
                       profile: Profile, params: list[torch.nn.Parameter], lr: float,
                       weight_decay: float, temperature: float,
                       snapshot: Callable[[], dict[str, torch.Tensor]]) -> list[Checkpoint]:
     """AdamW on the supervised-contrastive loss; ``snapshot()`` taken at each stage end."""
     total, marks = schedule(len(train), profile)
-    gen = torch.Generator().manual_seed(seed)
     y_all = torch.tensor(list(labels))
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     checkpoints: list[Checkpoint] = []
     backbone.module.train()
-    order = torch.randperm(len(train), generator=gen)
-    cursor = 0
-    for step in range(1, total + 1):
-        if cursor + profile.batch_size > len(order):
-            order, cursor = torch.randperm(len(train), generator=gen), 0
-        idx = order[cursor:cursor + profile.batch_size].tolist()
-        cursor += profile.batch_size
+    for step, idx in enumerate(batches(len(train), profile.batch_size, total, seed), start=1):
         z = backbone.encode([train[i] for i in idx])
         loss = supcon_loss(z, y_all[idx].to(z.device), temperature)
         opt.zero_grad(set_to_none=True)

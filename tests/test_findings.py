@@ -51,11 +51,16 @@ def _row(group: str, encoder: str, adapter: str, task: str | None, merge: str,
     return row
 
 
+def _claim_rows(train_task: str) -> list[Row]:
+    """An LLM base, its LoRA on ``train_task``, and soup and SLERP of that LoRA."""
+    return [_row("LLM base", "llm", "none", None, "none", 0, 0),
+            _row("LLM + LoRA", "llm", "lora", train_task, "none", 0.6, -0.05),
+            _row("LLM + LoRA + soup", "llm", "lora", train_task, "soup", 0.5, -0.04),
+            _row("LLM + LoRA + slerp", "llm", "lora", train_task, "slerp", 0.5, 0.08)]
+
+
 def test_claims_follow_the_figures() -> None:
-    rows = [_row("LLM base", "llm", "none", None, "none", 0, 0),
-            _row("LLM + LoRA", "llm", "lora", "a", "none", 0.6, -0.05),
-            _row("LLM + LoRA + soup", "llm", "lora", "a", "soup", 0.5, -0.04),
-            _row("LLM + LoRA + slerp", "llm", "lora", "a", "slerp", 0.5, 0.08)]
+    rows = _claim_rows("a")
     fig = Figures(rows, ["a", "b", "c"], ["silhouette"], seed=0)
     assert fig.gain(rows[1]).value == pytest.approx(0.6)
     assert fig.off_change(rows[1]).value == pytest.approx(-0.05)
@@ -69,10 +74,7 @@ def test_claims_follow_the_figures() -> None:
 
 
 def test_claims_when_the_train_task_is_not_evaluated() -> None:
-    rows = [_row("LLM base", "llm", "none", None, "none", 0, 0),
-            _row("LLM + LoRA", "llm", "lora", "z", "none", 0.6, -0.05),
-            _row("LLM + LoRA + soup", "llm", "lora", "z", "soup", 0.5, -0.04),
-            _row("LLM + LoRA + slerp", "llm", "lora", "z", "slerp", 0.5, 0.08)]
+    rows = _claim_rows("z")
     fig = Figures(rows, ["a", "b", "c"], ["silhouette"], seed=0)
     assert fig.gain(rows[1]) is None and fig.balance(rows[1]) is None
     verdicts = [v for _, v, _ in fig.claims(set())]
