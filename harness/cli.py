@@ -200,7 +200,9 @@ def embeddings_loader(reg: Registry, store_dir: str) -> Any:
             seqs = eval_sample(task, profile, seed)
             X = store.load_embeddings(embedding_key(variant, eval_key(task, profile, seed)),
                                       len(seqs))
-            return None if X is None else (X, np.array([task.label(s) for s in seqs]))
+            if X is None or not np.isfinite(X).all():  # never drawn from
+                return None
+            return X, np.array([task.label(s) for s in seqs])
         return load
     return factory
 
@@ -222,6 +224,12 @@ def _check_writable_out(out: Path) -> None:
                            "pass --out PATH")
 
 
+def _report_dropped(store: Any) -> None:
+    if store.dropped:
+        print(f"warning: the store held {store.dropped} damaged rows; they were dropped and "
+              "`harness run` recomputes what they stood for", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
     from harness import leaderboard
     from harness.analysis import analyse
@@ -237,6 +245,7 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
     device = pick_device(args.device)
     _check_writable_out(Path(args.out))
     store.sweep_temporary()
+    _report_dropped(store)
     for what, why in plan.skipped:
         print(f"skipped: {what}: {why}", file=sys.stderr)
     commit, packages = provenance()
@@ -258,8 +267,10 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
                             {v.key for v in plan.variants}, compositional(reg),
                             embeddings_loader(reg, args.store))
     store.close()
-    for what, error in summary.failures:
+    for what, error, trace in summary.failures:
         print(f"failed: {what}: {error}", file=sys.stderr)
+        if debugging(args):
+            print(trace, file=sys.stderr)
     if stopped:
         print(f"stopped at the first failure (--fail-fast): {stopped}", file=sys.stderr)
     print(f"leaderboard: {out}", file=sys.stderr)
@@ -304,6 +315,7 @@ def cmd_leaderboard(args: argparse.Namespace, reg: Registry) -> int:
     from harness.store import Store
 
     store = Store.open_existing(args.store)
+    _report_dropped(store)
     out = leaderboard.write(store, Path(args.out), args.profile,
                             compositional=compositional(reg),
                             loader=embeddings_loader(reg, args.store))
@@ -333,9 +345,14 @@ COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "leaderboard": cmd_leaderboa
             "export": cmd_export}
 
 
+def debugging(args: argparse.Namespace) -> bool:
+    """``--debug`` (before or after the command) or HARNESS_DEBUG: tracebacks are shown."""
+    return bool(args.debug or args.top_debug or os.environ.get("HARNESS_DEBUG"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    debug = args.debug or args.top_debug or bool(os.environ.get("HARNESS_DEBUG"))
+    debug = debugging(args)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -351,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `harness plugins --json | head`: the reader left, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141
 
 
 if __name__ == "__main__":

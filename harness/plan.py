@@ -100,9 +100,7 @@ def eval_key(task: Task, profile: Profile, seed: int) -> str:
 
 
 def eval_sample(task: Task, profile: Profile, seed: int) -> list[Sequence]:
-    return _checked(task, task.sample(profile.eval_size,
-                                      random.Random(sample_seed(seed, "eval", task.name))),
-                    profile.eval_size)
+    return _draw(task, profile.eval_size, random.Random(sample_seed(seed, "eval", task.name)))
 
 
 def shared_pool(tasks: list[Task], profile: Profile, seed: int
@@ -130,8 +128,7 @@ def _disjoint(task: Task, n: int, seed: int, stream: str, used: set[Sequence]
               ) -> list[Sequence]:
     k = len(task.classes)
     size = 3 * n + 3 * k
-    pool = _checked(task, task.sample(size, random.Random(sample_seed(seed, stream, task.name))),
-                    size)
+    pool = _draw(task, size, random.Random(sample_seed(seed, stream, task.name)))
     per_class: dict[int, list[Sequence]] = {c: [] for c in range(k)}
     for seq in pool:
         if seq not in used:
@@ -146,20 +143,27 @@ def _disjoint(task: Task, n: int, seed: int, stream: str, used: set[Sequence]
     return picked
 
 
-def _checked(task: Task, seqs: list[Sequence], n: int) -> list[Sequence]:
+def _draw(task: Task, n: int, rng: random.Random) -> list[Sequence]:
+    """``task.sample(n, rng)``, checked: n labelled sequences, class-balanced."""
+    try:
+        seqs = list(task.sample(n, rng))
+        labels = [task.label(seq) for seq in seqs]
+    except Exception as err:
+        raise HarnessError(f"task {task.name!r}: sample({n}) or label raised "
+                           f"{type(err).__name__}: {' '.join(str(err).split())}; fix the task "
+                           "plugin") from None
     if len(seqs) != n:
         raise HarnessError(f"task {task.name!r}: sample({n}) returned {len(seqs)} sequences; "
                            "fix the task's sampler")
     counts = [0] * len(task.classes)
-    for seq in seqs:
-        y = task.label(seq)
-        if y is None or not 0 <= y < len(counts):
+    for seq, y in zip(seqs, labels, strict=True):
+        if y is None or not hasattr(y, "__index__") or not 0 <= int(y) < len(counts):
             raise HarnessError(f"task {task.name!r}: sampled {seq} has label {y!r}, not a class "
                                "index; fix the task's sampler or label")
-        counts[y] += 1
+        counts[int(y)] += 1
     if n and max(counts) - min(counts) > 1:
         raise HarnessError(f"task {task.name!r}: sample({n}) is unbalanced (class counts "
-                           f"{counts}); a task's sampler must balance its classes")
+                           f"{counts}); fix the task's sampler to balance its classes")
     return seqs
 
 
@@ -220,6 +224,8 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
                 scorers[metric] = registry.get("metrics", metric)()
             except HarnessError as err:
                 raise HarnessError(f"merge {label(merge)!r} scores with {err}") from None
+    for task in sel.tasks:
+        eval_sample(task, profile, seed)  # a broken sampler is a usage error before the run
     cells = [Cell(content_hash("cell", v.key, eval_key(t, profile, seed)), v, t)
              for v in variants.values() for t in sel.tasks]
     return Plan(profile, seed, list(variants.values()), cells, list(sel.tasks),

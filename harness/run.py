@@ -40,7 +40,7 @@ class Summary:
     computed: int = 0
     reused: int = 0
     failed: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (what, error)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # what, error, trace
 
     def line(self) -> str:
         return f"cells: {self.computed} computed, {self.reused} reused, {self.failed} failed"
@@ -156,15 +156,12 @@ class Runner:
                     shared = embedding_key(weights, self.eval_keys[cell.task.name])
                     X = self.store.load_embeddings(shared, len(seqs))
                     if X is None:
-                        X = backbone.embed(seqs)
-                        if X.ndim != 2 or X.shape[0] != len(seqs) or X.shape[1] < 1:
-                            raise ValueError(f"encoder {variant.encoder.name!r} returned "
-                                             f"embeddings of shape {X.shape}, expected "
-                                             f"({len(seqs)}, dim)")
-                        X = X.astype(np.float32, copy=False)
+                        X = _checked_embeddings(variant, backbone.embed(seqs), len(seqs))
                         self.store.save_embeddings(shared, X)
                     self.store.link_embeddings(self._emb_key(variant, cell), shared, X)
                     out[cell.task.name] = X
+        for X in out.values():  # stored by an older version: never scored
+            _checked_embeddings(variant, X, len(X))
         return out
 
     def _emb_key(self, variant: Variant, cell: Cell) -> str:
@@ -289,11 +286,7 @@ class Runner:
         y = self.labels[cell.task.name]
         rows: list[tuple[str, str, float, str]] = []
         samples: dict[str, np.ndarray] = {}
-        note = ""
-        if not np.isfinite(X).all():
-            note = "embeddings contain NaN or inf"
-        elif len(np.unique(y)) < 2:
-            note = "only one class present"
+        note = "only one class present" if len(np.unique(y)) < 2 else ""
         try:
             for mk, name, metric in self.metrics:
                 if mk in self._stored.get(cell.key, ()):
@@ -331,12 +324,12 @@ class Runner:
 
     def _fail(self, cell: Cell, err: BaseException) -> None:
         what = f"{describe(cell.variant)} on {cell.task.name}"
-        message = f"{type(err).__name__}: {err}"
+        message = " ".join(f"{type(err).__name__}: {err}".split())  # one line
+        trace = "".join(traceback.format_exception(err))[-4000:]
         self.store.put_failure(cell.key, cell.variant.key, cell.task.name,
-                               message + "\n" + "".join(traceback.format_exception(err))[-4000:],
-                               self.where)
+                               message + "\n" + trace, self.where)
         self.summary.failed += 1
-        self.summary.failures.append((what, message))
+        self.summary.failures.append((what, message, trace))
         self.advance(1)
         if self.fail_fast:
             raise FailFast(f"{what}: {message}")
@@ -365,6 +358,22 @@ def weights_key(encoder: Any, base: dict[str, Any], applied: dict[str, Any]) -> 
     return "weights-" + digest.hexdigest()[:20]
 
 
+def _checked_embeddings(variant: Variant, X: Any, rows: int) -> np.ndarray:
+    """An encoder's output as float32 (rows, dim), all finite, or a one-line error."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] != rows or X.shape[1] < 1:
+        raise ValueError(f"encoder {variant.encoder.name!r} returned embeddings of shape "
+                         f"{X.shape}, expected ({rows}, dim); fix its Backbone.embed/encode")
+    X = X.astype(np.float32, copy=False)
+    bad = int((~np.isfinite(X)).any(axis=1).sum())
+    if bad:
+        by = f"merge {variant.merge.name!r} on " if variant.merge else ""
+        raise ValueError(f"{by}encoder {variant.encoder.name!r} gave NaN or inf embeddings "
+                         f"for {bad} of {rows} sequences; fix the plugin (for an encoder "
+                         "with a precision parameter, try precision=fp32)")
+    return X
+
+
 def _checked_stats(variant: Variant, stats: Any) -> dict[str, float]:
     name = variant.merge.name if variant.merge else "none"
     try:
@@ -382,7 +391,8 @@ def _checked_merge(variant: Variant, base: dict[str, Any], merged: Any) -> dict:
                          "tensors or harness.api.Merged")
     missing = sorted(set(base) - set(merged))
     if missing:
-        raise ValueError(f"merge {name!r} returned no tensor for {missing[0]!r}")
+        raise ValueError(f"merge {name!r} returned no tensor for {missing[0]!r}; a merge "
+                         "returns a tensor for every name of base")
     out = {}
     for key, ref in base.items():
         value = merged[key]
@@ -391,6 +401,7 @@ def _checked_merge(variant: Variant, base: dict[str, Any], merged: Any) -> dict:
                              "expected a tensor")
         if tuple(value.shape) != tuple(ref.shape):
             raise ValueError(f"merge {name!r} returned shape {tuple(value.shape)} for {key!r}, "
-                             f"expected {tuple(ref.shape)}")
+                             f"expected {tuple(ref.shape)}; a merge returns each base tensor's "
+                             "shape")
         out[key] = value.to(dtype=ref.dtype)
     return out

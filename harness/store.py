@@ -90,20 +90,53 @@ class Store:
                                "pass --store DIR with a writable folder") from None
         self.db = sqlite3.connect(self.root / "results.sqlite", timeout=60,
                                   isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA busy_timeout=60000")
-        with self.transaction():
-            for statement in SCHEMA.strip().split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
-            row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        self.dropped = 0
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA busy_timeout=60000")
+            with self.transaction():
+                for statement in SCHEMA.strip().split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                if row is None:
+                    self.db.execute("INSERT INTO meta VALUES ('schema', ?)",
+                                    (str(SCHEMA_VERSION),))
+                elif row[0] == str(SCHEMA_VERSION):
+                    self.dropped = self._drop_damaged_rows()
+        except sqlite3.DatabaseError as err:
+            self.db.close()
+            raise HarnessError(f"store {self.root}: results.sqlite is damaged ({err}); move it "
+                               "aside and re-run (stored artifacts are reused), or pass "
+                               "another --store") from None
         if row is not None and row[0] != str(SCHEMA_VERSION):
             self.db.close()
             raise HarnessError(f"store {self.root} was written by an incompatible harness "
                                f"(schema {row[0]}, this one reads {SCHEMA_VERSION}); "
                                "use another --store or delete it")
+
+    #: rows that cannot have been written by this harness: never read, deleted, recomputed
+    DAMAGED = {
+        "scores": "typeof(value) NOT IN ('real', 'integer', 'null') OR typeof(note) "
+                  "NOT IN ('text', 'null') OR typeof(cell) != 'text' OR (cell, metric_key) IN "
+                  "(SELECT cell, metric_key FROM samples WHERE typeof(data) != 'blob' OR "
+                  "typeof(n) != 'integer' OR length(data) != 4 * n)",
+        "samples": "typeof(data) != 'blob' OR typeof(n) != 'integer' OR length(data) != 4 * n "
+                   "OR (cell, metric_key) NOT IN (SELECT cell, metric_key FROM scores)",
+        "analyses": "(variant, pool) IN (SELECT variant, pool FROM analyses WHERE "
+                    "typeof(value) NOT IN ('real', 'integer', 'null') OR typeof(lo) NOT IN "
+                    "('real', 'integer', 'null') OR typeof(hi) NOT IN ('real', 'integer', "
+                    "'null'))",
+    }
+
+    def _drop_damaged_rows(self) -> int:
+        """Delete damaged rows (a score that is not a number, a per-row blob of the wrong
+        length with its score, a variant's analyses with a damaged value) so that what they
+        stood for is recomputed; returns how many were dropped."""
+        dropped = 0
+        for table, where in self.DAMAGED.items():  # scores first: samples follow their score
+            dropped += self.db.execute(f"DELETE FROM {table} WHERE {where}").rowcount
+        return dropped
 
     def sweep_temporary(self, older_than_s: float = 3600.0) -> int:
         """Delete temporary files a killed run left behind (old enough not to be in use)."""
@@ -190,8 +223,13 @@ class Store:
                        (variant, json.dumps(stats, sort_keys=True)))
 
     def merge_stats(self) -> dict[str, dict[str, float]]:
-        return {r[0]: json.loads(r[1]) for r in self.db.execute("SELECT variant, stats FROM "
-                                                                 "merge_stats")}
+        out = {}
+        for variant, text in self.db.execute("SELECT variant, stats FROM merge_stats"):
+            # a damaged row is never used
+            with contextlib.suppress(AttributeError, TypeError, ValueError):
+                stats = json.loads(text)
+                out[variant] = {str(k): float(v) for k, v in stats.items()}
+        return out
 
     def stored_metrics(self, cell: str) -> set[str]:
         """The metric keys already scored for ``cell``."""

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-from harness.api import Backbone, Encoder, Sequence, render
+from harness.api import Backbone, Encoder, HarnessError, Sequence, render
 from harness.hookspecs import hookimpl
 
 Pooling = Literal["mean", "last", "cls"]
@@ -110,8 +110,15 @@ def load_pretrained(path: str, pooling: str, device: str, precision: str,
 
     quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    model = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code,
-                                      dtype=torch.float32)
+    try:  # safetensors, or a pickled checkpoint read as tensors only: never code
+        model = AutoModel.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                          dtype=torch.float32, weights_only=True)
+    except Exception as err:
+        if type(err).__name__ != "UnpicklingError":
+            raise
+        raise HarnessError(f"{path!r}: its pickled checkpoint holds more than tensors and "
+                           "the harness loads weights only; convert it to safetensors from "
+                           "a source you trust") from None
     model.eval()
     return HFBackbone(model, tokenizer, pooling, device, precision)
 
@@ -162,6 +169,10 @@ class HF(Encoder):
                                                     trust_remote_code=self.trust_remote_code)
             except (OSError, ValueError) as err:
                 where = "folder" if os.path.isdir(self.model) else "model"
+                if "trust_remote_code" in str(err):
+                    raise ValueError(f"{where} {self.model!r} needs its own code to load; "
+                                     "pass trust_remote_code=true to run it (only for a "
+                                     "source you trust)") from None
                 first = str(err).strip().splitlines()[0] if str(err).strip() else ""
                 raise ValueError(f"cannot read the config of {where} {self.model!r}: "
                                  f"{first}") from None

@@ -33,7 +33,7 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def assert_usage_error(argv: list[str], expected: str, out_file: Path | None = None) -> None:
+def assert_usage_error(argv: list[str], expected: str, out_file: Path | None = None) -> str:
     code, _, err = run_cli(argv)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, err
@@ -43,6 +43,7 @@ def assert_usage_error(argv: list[str], expected: str, out_file: Path | None = N
     assert expected in lines[0], lines[0]
     if out_file is not None:
         assert not out_file.exists()
+    return lines[0]
 
 
 RUN_CASES = [
@@ -143,8 +144,200 @@ def test_store_of_an_incompatible_version(tmp_path: Path) -> None:
                         "--out", str(tmp_path / "o.md")], "999")
 
 
+def test_store_database_that_is_not_one(tmp_path: Path) -> None:
+    store = tmp_path / "S"
+    store.mkdir()
+    (store / "results.sqlite").write_text("not a database, a note someone saved over it\n")
+    assert_usage_error(["run", *SCRATCH, *BASE, "--store", str(store),
+                        "--out", str(tmp_path / "o.md")], "results.sqlite is damaged")
+    assert_usage_error(["leaderboard", "--store", str(store), "--out", str(tmp_path / "o.md")],
+                       "move it aside")
+    assert (store / "results.sqlite").read_text().startswith("not a database")  # untouched
+
+
 def test_unwritable_leaderboard_folder(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert_usage_error(["run", *SCRATCH, *BASE, "--store", str(tmp_path / "S"),
                         "--out", str(blocker / "board.md")], str(blocker))
+
+
+# ------------------------------------------------------------------- faults inside plugins
+
+FAULTY = '''
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from harness import hookimpl
+from harness.api import Merge, Task
+from harness.plugins.scratch import Scratch, ScratchBackbone
+
+
+class NanBackbone(ScratchBackbone):
+    def embed(self, seqs, batch_size=64):
+        X = super().embed(seqs, batch_size)
+        X[::3] = np.nan
+        return X
+
+
+class FlatBackbone(ScratchBackbone):
+    def embed(self, seqs, batch_size=64):
+        return super().embed(seqs, batch_size)[:, 0]
+
+
+@dataclass(frozen=True)
+class NanEncoder(Scratch):
+    """Every third embedding is NaN."""
+    name: ClassVar[str] = "nan-enc"
+
+    def load(self, device):
+        return NanBackbone(super().load(device).module, device)
+
+
+@dataclass(frozen=True)
+class FlatEncoder(Scratch):
+    """One number per sequence, not a vector."""
+    name: ClassVar[str] = "flat-enc"
+
+    def load(self, device):
+        return FlatBackbone(super().load(device).module, device)
+
+
+@dataclass(frozen=True)
+class Parityish(Task):
+    classes: ClassVar[tuple] = ("even", "odd")
+
+    def label(self, seq):
+        return seq[-1] % 2
+
+
+@dataclass(frozen=True)
+class Lopsided(Parityish):
+    """Draws only even numbers."""
+    name: ClassVar[str] = "lopsided"
+
+    def sample(self, n, rng):
+        return [(2 * rng.randrange(1000),) for _ in range(n)]
+
+
+@dataclass(frozen=True)
+class Empty(Parityish):
+    """Draws nothing."""
+    name: ClassVar[str] = "empty"
+
+    def sample(self, n, rng):
+        return []
+
+
+@dataclass(frozen=True)
+class Crashing(Parityish):
+    """Its sampler raises."""
+    name: ClassVar[str] = "crashing"
+
+    def sample(self, n, rng):
+        raise RuntimeError("sampler blew up")
+
+
+@dataclass(frozen=True)
+class Mislabelled(Parityish):
+    """Labels that are not class indices."""
+    name: ClassVar[str] = "mislabelled"
+
+    def label(self, seq):
+        return "odd" if seq[-1] % 2 else "even"
+
+    def sample(self, n, rng):
+        return [(i,) for i in range(n)]
+
+
+@dataclass(frozen=True)
+class Squash(Merge):
+    """Returns a tensor of the wrong shape."""
+    name: ClassVar[str] = "squash"
+    in_all: ClassVar[bool] = False
+
+    def merge(self, base, checkpoints, score=None):
+        return {k: v.flatten()[:1] for k, v in checkpoints[-1].items()}
+
+
+@hookimpl
+def register_encoders(register):
+    register(NanEncoder)
+    register(FlatEncoder)
+
+
+@hookimpl
+def register_tasks(register):
+    for task in (Lopsided, Empty, Crashing, Mislabelled):
+        register(task)
+
+
+@hookimpl
+def register_merges(register):
+    register(Squash)
+'''
+
+
+@pytest.fixture
+def faulty(tmp_path: Path) -> list[str]:
+    path = tmp_path / "faulty.py"
+    path.write_text(FAULTY)
+    return ["--plugin", str(path)]
+
+
+SAMPLER_CASES = [
+    ("lopsided", "sample(40) is unbalanced (class counts [40, 0])"),
+    ("empty", "sample(40) returned 0 sequences"),
+    ("crashing", "RuntimeError: sampler blew up"),
+    ("mislabelled", "has label 'even', not a class index"),
+]
+
+
+@pytest.mark.parametrize(("task", "expected"), SAMPLER_CASES, ids=[t for t, _ in SAMPLER_CASES])
+def test_broken_task_sampler(tmp_path: Path, faulty: list[str], task: str,
+                             expected: str) -> None:
+    store = tmp_path / "S"
+    line = assert_usage_error(["run", *faulty, "--encoder", "scratch", "--adapter", "full",
+                               "--task", task, *BASE, "--store", str(store),
+                               "--out", str(tmp_path / "o.md")], f"task {task!r}: ",
+                              tmp_path / "o.md")
+    assert expected in line and "fix the task" in line
+    assert not store.exists()  # refused before the run: nothing recorded
+
+
+CELL_FAULTS = [
+    (["--encoder", "nan-enc"], 5, "gave NaN or inf embeddings for 14 of 40 sequences; fix"),
+    (["--encoder", "flat-enc"], 5, "returned embeddings of shape (40,), expected (40, dim); fix"),
+    (["--encoder", "scratch", "--merge", "squash"], 1,
+     "merge 'squash' returned shape (1,) for 'encoder."),
+]
+
+
+@pytest.mark.parametrize(("args", "failed", "expected"), CELL_FAULTS,
+                         ids=[a[1] if len(a) == 2 else a[3] for a, _, _ in CELL_FAULTS])
+def test_plugin_fault_fails_its_cells_in_one_line_each(tmp_path: Path, faulty: list[str],
+                                                       args: list[str], failed: int,
+                                                       expected: str) -> None:
+    from harness.store import Store
+
+    store, out = tmp_path / "S", tmp_path / "o.md"
+    argv = ["run", *faulty, *args, "--adapter", "full", "--task", "parity", *BASE,
+            "--store", str(store), "--out", str(out)]
+    for _ in range(2):  # nothing faulty is stored: the re-run tries the same cells again
+        code, stdout, err = run_cli(argv)
+        assert code == 1 and "Traceback" not in err, err
+        lines = [line for line in err.splitlines() if line.strip()]
+        failures = [line for line in lines if line.startswith("failed: ")]
+        assert len(failures) == failed and all(expected in line for line in failures), err
+        assert set(lines) - set(failures) == {f"leaderboard: {out}"}, err
+        assert f"{failed} failed" in stdout
+        assert "## Failed cells" in out.read_text()
+    db = Store.open_existing(store)
+    try:
+        assert len(db.query("SELECT * FROM failures")) == failed
+    finally:
+        db.close()
+    code, _, err = run_cli([*argv, "--debug"])  # --debug adds each failure's traceback
+    assert code == 1 and err.count("Traceback (most recent call last)") == failed

@@ -205,6 +205,15 @@ def test_usage_error_subprocess(args: list[str], expected: str) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_reader_that_leaves_early_is_no_traceback() -> None:
+    """``harness plugins --json | true``: the pipe closes before the output is written."""
+    proc = subprocess.run(f"{sys.executable} -m harness.cli plugins --json | true; "
+                          "echo ${PIPESTATUS[0]} >&2", shell=True, executable="/bin/bash",
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() in {"0", "141"}  # 0 when the reader got it all first
+
+
 def test_nothing_selected(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run"]) == 2
     assert "--all" in one_error_line(capsys)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 import textwrap
@@ -314,6 +315,35 @@ def test_broken_entry_point_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None
     assert "'broken' failed to load" in str(err.value)
     with pytest.raises(HarnessError, match="'broken'"):
         load_registry(strict=True)
+
+
+def test_installed_plugin_that_cannot_import(tmp_path: Path) -> None:
+    """A real installed distribution whose entry point names a module that is not there:
+    ``harness plugins`` lists the others and names it with its distribution; ``run --all``
+    refuses; a grid that does not need it runs."""
+    info = tmp_path / "brokenpkg-1.2.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenpkg\nVersion: 1.2\n")
+    (info / "entry_points.txt").write_text("[harness]\nbrokenplug = brokenpkg_missing.mod\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+
+    def harness(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
+                              text=True, cwd=ROOT, timeout=120, env=env)
+
+    listing = harness("plugins")
+    assert listing.returncode == 0, listing.stderr
+    line = next(x for x in listing.stdout.splitlines() if x.startswith("brokenplug "))
+    assert line.startswith("brokenplug (brokenpkg 1.2): FAILED TO LOAD: ModuleNotFoundError")
+    assert "brokenpkg_missing" in line
+    assert "  parity (" in listing.stdout and "  silhouette (" in listing.stdout
+    refused = harness("run", "--all", "--profile", "smoke", "--store", str(tmp_path / "S"))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "brokenplug (brokenpkg)" in refused.stderr and not (tmp_path / "S").exists()
+    ok = harness("run", "--encoder", "scratch", "--adapter", "none", "--task", "parity",
+                 "--metric", "silhouette", "--profile", "smoke", "--store", str(tmp_path / "S"),
+                 "--out", str(tmp_path / "o.md"))
+    assert ok.returncode == 0, ok.stderr
 
 
 def test_duplicate_entry_point_names(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -354,6 +354,34 @@ def test_corrupt_embeddings_and_lost_scores_recompute_one_cell(copy_of_finished,
     assert run_here(SMOKE_TASKS, folder) == {"computed": 0, "reused": 12, "failed": 0}
 
 
+def test_damaged_rows_are_dropped_and_recomputed(copy_of_finished, registry):
+    folder = copy_of_finished
+    before = scores_of(folder)
+    analyses = sql(folder, "SELECT * FROM analyses ORDER BY variant, kind, name")
+    cell_a, cell_b = sorted({r[0] for r in before})[:2]
+    sql(folder, "UPDATE scores SET value='garbage' WHERE rowid=(SELECT MIN(rowid) FROM scores "
+                "WHERE cell=?)", (cell_a,))
+    sampled = sql(folder, "SELECT metric_key FROM samples WHERE cell=?", (cell_b,))
+    assert sampled, "a smoke cell has per-row samples"
+    sql(folder, "UPDATE samples SET data=x'00' WHERE cell=? AND metric_key=?",
+        (cell_b, sampled[0][0]))
+    variant = analyses[0][0]
+    sql(folder, "UPDATE analyses SET value='x' WHERE rowid=(SELECT MIN(rowid) FROM analyses "
+                "WHERE variant=?)", (variant,))
+
+    store = Store(folder / "S")
+    try:  # never read: gone before anyone looks
+        assert store.dropped == 1 + 2 + len([r for r in analyses if r[0] == variant])
+        assert store.stored_metrics(cell_a) < {r[1] for r in before if r[0] == cell_a}
+    finally:
+        store.close()
+    assert run_here(SMOKE_TASKS, folder) == {"computed": 2, "reused": 10, "failed": 0}
+    assert scores_of(folder) == before
+    repaired = sql(folder, "SELECT variant, pool, kind, name, value, lo, hi FROM analyses "
+                           "ORDER BY variant, kind, name")
+    assert repaired == [(r[0], r[1], r[6], r[7], r[8], r[9], r[10]) for r in analyses]
+
+
 def test_corrupt_checkpoints_are_retrained(copy_of_finished, registry):
     folder = copy_of_finished
     plan = plan_for(registry, SMOKE_TASKS)

@@ -1,0 +1,218 @@
+"""Security: no pickle (weights are safetensors, ``.npy`` is read with ``allow_pickle=False``,
+a pickled model checkpoint is read as tensors only), a model's own code runs only on the user's
+explicit ``trust_remote_code=true``, strings from plugins cannot break or inject into the
+leaderboard's markdown, and every file a run writes stays inside its store, its leaderboard
+folder and the model cache."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted(p for folder in ("harness", "plugins", "tasks", "bench")
+                 for p in (ROOT / folder).rglob("*.py"))
+SMOKE = ["--profile", "smoke", "--device", "cpu"]
+
+
+def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute | ast.Name)
+            and (node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id) == name]
+
+
+def _keyword(call: ast.Call, name: str) -> object:
+    for kw in call.keywords:
+        if kw.arg == name:
+            return kw.value.value if isinstance(kw.value, ast.Constant) else "expression"
+    return "missing"
+
+
+def test_the_code_never_unpickles() -> None:
+    assert len(SOURCES) > 20
+    for path in SOURCES:
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not {"pickle", "cPickle", "dill", "joblib", "shelve", "marshal",
+                            "cloudpickle"} & {n.split(".")[0] for n in names}, path
+        for call in _calls(tree, "load"):
+            func = call.func
+            owner = func.value.id if isinstance(func, ast.Attribute) and \
+                isinstance(func.value, ast.Name) else ""
+            if owner == "torch":
+                assert _keyword(call, "weights_only") is True, f"{path}:{call.lineno}"
+            if owner in ("np", "numpy"):
+                assert _keyword(call, "allow_pickle") is False, f"{path}:{call.lineno}"
+        for call in _calls(tree, "from_pretrained"):  # remote code only when a user asks
+            assert _keyword(call, "trust_remote_code") is not True, f"{path}:{call.lineno}"
+
+
+def _tiny_bert_folder(folder: Path) -> None:
+    from transformers import BertConfig, BertModel
+
+    from tests.test_hf import _tokenizer
+
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=16, hidden_size=32, num_hidden_layers=1,
+                         num_attention_heads=4, intermediate_size=64)).save_pretrained(folder)
+    _tokenizer().save_pretrained(folder)
+
+
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _run_hf(tmp_path: Path, spec: str) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["run", "--encoder", spec, "--adapter", "none", "--task", "parity",
+                     "--metric", "silhouette", *SMOKE, "--store", str(tmp_path / "S"),
+                     "--out", str(tmp_path / "o.md")])
+    return code, err.getvalue()
+
+
+def test_pickled_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    folder, marker = tmp_path / "model", tmp_path / "PAYLOAD-RAN"
+    _tiny_bert_folder(folder)
+    tensors = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    torch.save({**tensors, "payload": _Payload(marker)}, folder / "pytorch_model.bin")
+    code, err = _run_hf(tmp_path, f"hf:model={folder}")
+    assert not marker.exists()
+    assert code == 1 and "Traceback" not in err, err
+    assert "holds more than tensors and the harness loads weights only" in err
+    # the same checkpoint without the payload loads (tensors only are fine)
+    torch.save(tensors, folder / "pytorch_model.bin")
+    code, err = _run_hf(tmp_path, f"hf:model={folder}")
+    assert code == 0, err
+
+
+def test_model_code_runs_only_when_asked(tmp_path: Path) -> None:
+    folder, marker = tmp_path / "model", tmp_path / "MODEL-CODE-RAN"
+    _tiny_bert_folder(folder)
+    config = (folder / "config.json").read_text()
+    (folder / "config.json").write_text(config.replace(
+        '"model_type": "bert"', '"model_type": "own-bert", "auto_map": {"AutoConfig": '
+        '"own_code.OwnConfig", "AutoModel": "own_code.OwnModel"}'))
+    (folder / "own_code.py").write_text(
+        "import pathlib\n"
+        f"pathlib.Path({str(marker)!r}).touch()\n"
+        "from transformers import BertConfig, BertModel\n"
+        "class OwnConfig(BertConfig):\n    model_type = 'own-bert'\n"
+        "class OwnModel(BertModel):\n    config_class = OwnConfig\n")
+    code, err = _run_hf(tmp_path, f"hf:model={folder}")
+    assert code == 2 and "Traceback" not in err, err
+    assert "needs its own code to load; pass trust_remote_code=true" in err
+    assert not marker.exists()
+    code, err = _run_hf(tmp_path, f"hf:model={folder},trust_remote_code=true")
+    assert code == 0, err
+    assert marker.exists()  # asked for: it ran
+
+
+INJECT = "x | y\n## injected heading\n| fake | row |"
+
+NASTY = f'''
+from dataclasses import dataclass
+from typing import ClassVar
+
+from harness import hookimpl
+from harness.api import Metric, MetricUndefined
+
+
+@dataclass(frozen=True)
+class Nasty(Metric):
+    """Its note carries markdown."""
+    name: ClassVar[str] = "nasty"
+    higher_is_better: ClassVar[bool] = True
+
+    def score(self, X, y, rng):
+        raise MetricUndefined({INJECT!r})
+
+
+@dataclass(frozen=True)
+class Exploding(Metric):
+    """Its error carries markdown."""
+    name: ClassVar[str] = "exploding"
+    higher_is_better: ClassVar[bool] = True
+
+    def score(self, X, y, rng):
+        raise RuntimeError({INJECT!r})
+
+
+@hookimpl
+def register_metrics(register):
+    register(Nasty)
+    register(Exploding)
+'''
+
+
+def _unescaped_pipes(line: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", line))
+
+
+def test_plugin_strings_cannot_inject_markdown(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    plugin = tmp_path / "nasty.py"
+    plugin.write_text(NASTY)
+    out = tmp_path / "board.md"
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        for metric in ("nasty", "exploding"):
+            main(["run", "--plugin", str(plugin), "--encoder", "scratch", "--adapter", "none",
+                  "--task", "parity", "--metric", metric, "--metric", "silhouette", *SMOKE,
+                  "--store", str(tmp_path / "S"), "--out", str(out)])
+    text = out.read_text()
+    assert "x \\| y ## injected heading \\| fake \\| row \\|" in text  # shown, escaped
+    lines = text.splitlines()
+    assert not any(line.startswith(("## injected", "| fake")) for line in lines)
+    table: list[int] = []
+    for line in [*lines, ""]:  # every row of a table has its header's number of cells
+        if line.startswith("|"):
+            table.append(_unescaped_pipes(line))
+        elif table:
+            assert len(set(table)) == 1, table
+            table = []
+
+
+def test_a_run_writes_only_inside_its_folders(tmp_path: Path) -> None:
+    """Store, leaderboard folder and (for the built-in pretrained models) $HARNESS_CACHE;
+    nothing in the working directory, $HOME or elsewhere under the test's folder."""
+    folders = {name: tmp_path / name for name in ("cwd", "home", "cache", "tmpdir")}
+    for folder in folders.values():
+        folder.mkdir()
+    env = {**os.environ, "HOME": str(folders["home"]), "HARNESS_CACHE": str(folders["cache"]),
+           "TMPDIR": str(folders["tmpdir"]), "PYTHONPATH": str(ROOT)}
+    env.pop("MPLCONFIGDIR", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", "--encoder", "scratch",
+         "--adapter", "full", "--merge", "slerp:t=0.2,0.8", "--task", "parity",
+         "--task", "primality", *SMOKE, "--store", str(tmp_path / "S"),
+         "--out", str(tmp_path / "board" / "README.md")],
+        cwd=folders["cwd"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    outside = [p for p in written if not p.startswith(("S/", "board/"))
+               and not p.startswith("home/.cache/matplotlib/")  # matplotlib's font cache
+               and not p.startswith("home/.config/matplotlib/")]
+    assert outside == [], outside
+    assert "board/README.md" in written and "S/results.sqlite" in written
