@@ -61,6 +61,15 @@ def build_parser() -> Parser:
     run.add_argument("--out", default=DEFAULT_OUT, help="leaderboard file to write")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failed cell")
+    run.add_argument("--executor", default="local", choices=("local", "ray"),
+                     help="local: this process; ray: independent jobs as Ray tasks")
+    run.add_argument("--ray-address", default=None, metavar="ADDR",
+                     help="join this Ray cluster (default: start a local Ray instance)")
+    run.add_argument("--job-cpus", type=int, default=None,
+                     help="CPUs (and torch threads) each Ray job gets (default: the threads "
+                     "of a local run, so results are bit-identical to --executor local)")
+    run.add_argument("--job-gpus", type=float, default=None,
+                     help="GPUs each Ray job asks for (default: 1 if the cluster has GPUs)")
 
     plugins = sub.add_parser("plugins", parents=[common], help="list plugins and components")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
@@ -239,10 +248,19 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
 
     if args.seeds < 1:
         raise HarnessError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.executor != "ray" and args.ray_address:
+        raise HarnessError("--ray-address needs --executor ray")
+    if (args.job_cpus is not None and args.job_cpus < 1) or \
+            (args.job_gpus is not None and args.job_gpus < 0):
+        raise HarnessError("--job-cpus must be >= 1 and --job-gpus >= 0")
     profile = PROFILES[args.profile]
     plan = build_plan(reg, select(reg, args), profile, args.seed, args.seeds)
     store = Store(args.store)  # validated before anything is printed: errors stay one line
-    device = pick_device(args.device)
+    device = pick_device(args.device) if args.executor == "local" else args.device
+    if args.executor == "ray":  # each job picks its device on its worker
+        from harness.ray_executor import resources
+
+        ray_resources = resources(args)
     _check_writable_out(Path(args.out))
     store.sweep_temporary()
     _report_dropped(store)
@@ -257,9 +275,19 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
     with _progress(len(plan.cells)) as advance:
         runner = Runner(plan, store, run_id, device, args.fail_fast, advance)
         try:
-            summary = runner.run()
+            if args.executor == "ray":
+                from harness.ray_executor import job_spec, run_on_ray
+
+                devices = run_on_ray(runner, job_spec(args, [*args.top_plugin, *args.plugin],
+                                                      run_id, ray_resources))
+                print("ray: jobs per device: " + (", ".join(
+                    f"{d} {n}" for d, n in sorted(devices.items())) or "none needed"),
+                    file=sys.stderr)
+            else:
+                runner.run()
         except FailFast as err:
-            summary, stopped = runner.summary, str(err)
+            stopped = str(err)
+        summary = runner.summary
     if stopped is None:
         analyse(plan, store, run_id)  # CKA to the base, what else is encoded: from the store
     store.finish_run(run_id, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))

@@ -90,6 +90,12 @@ class Runner:
     # -------------------------------------------------------------------------------- driver
 
     def run(self) -> Summary:
+        self.run_cells(self.pending())
+        return self.summary
+
+    def pending(self) -> dict[str, list[Cell]]:
+        """Record the plan's variants; count the cells whose scores are all stored as reused;
+        return the rest by variant key (what ``run_cells`` computes)."""
         for variant in self.plan.variants:
             self.store.put_variant(variant.key, variant.row(self.plan.profile))
         metric_keys = {mk for mk, _, _ in self.metrics}
@@ -101,6 +107,10 @@ class Runner:
                 self.advance(1)
             else:
                 todo.setdefault(cell.variant.key, []).append(cell)
+        return todo
+
+    def run_cells(self, todo: dict[str, list[Cell]]) -> None:
+        """Compute ``todo`` (variant key -> cells), one backbone load per encoder."""
         by_encoder: dict[str, list[Variant]] = {}
         for variant in self.plan.variants:
             if variant.key in todo:
@@ -108,7 +118,6 @@ class Runner:
                 by_encoder.setdefault(enc, []).append(variant)
         for variants in by_encoder.values():
             self._run_encoder(variants, todo)
-        return self.summary
 
     def _run_encoder(self, variants: list[Variant], todo: dict[str, list[Cell]]) -> None:
         backbone: Backbone | None = None
