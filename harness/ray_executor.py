@@ -101,8 +101,7 @@ def run_job(spec: dict[str, Any], keys: list[str], stored: dict[str, list[str]]
                     pick_device(spec["device"]), spec["fail_fast"])
     stopped = None
     try:
-        runner.run_cells({k: [c for c in runner.plan.cells if c.variant.key == k]
-                          for k in keys})
+        runner.run()  # what the driver saw stored is reused here too
     except FailFast as err:
         stopped = str(err)
     summary = runner.summary
@@ -160,7 +159,7 @@ def gpus_per_job(ray: Any, device: str, requested: float | None) -> float:
     """``requested``, else one GPU per job when the cluster has GPUs and the device allows."""
     if requested is not None:
         return requested
-    if device not in ("auto",) and not device.startswith("cuda"):
+    if device != "auto" and not device.startswith("cuda"):
         return 0.0
     return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
 
@@ -201,7 +200,8 @@ def run_on_ray(runner: Runner, spec: dict[str, Any]) -> Counter[str]:
     pending = {}
     for variants in groups:
         keys = [v.key for v in variants]
-        stored = {c.key: sorted(runner._stored[c.key]) for k in keys for c in todo[k]}
+        stored = {c.key: sorted(runner.stored[c.key]) for c in runner.plan.cells
+                  if c.variant.key in keys}
         pending[task.remote(spec, keys, stored)] = keys
     try:
         while pending:
@@ -214,7 +214,7 @@ def run_on_ray(runner: Runner, spec: dict[str, Any]) -> Counter[str]:
                 except Exception as err:  # noqa: BLE001 - the worker's error, recorded
                     cause = getattr(err, "cause", None) or err
                     for cell in cells:
-                        runner._fail(cell, _JobFailed(cause))
+                        runner.fail(cell, _JobFailed(cause))
                     continue
                 _replay(runner, result)
                 devices[result["device"]] += 1

@@ -85,7 +85,7 @@ class Runner:
         self.eval_keys = {t.name: eval_key(t, plan.profile, plan.seed) for t in plan.tasks}
         self._checkpoints: dict[str, list[Checkpoint]] = {}
         self.where = (plan.profile.name, plan.seed, run_id)
-        self._stored: dict[str, set[str]] = {}  # cell -> metric keys already in the store
+        self.stored: dict[str, set[str]] = {}  # cell -> metric keys already in the store
 
     # -------------------------------------------------------------------------------- driver
 
@@ -101,8 +101,8 @@ class Runner:
         metric_keys = {mk for mk, _, _ in self.metrics}
         todo: dict[str, list[Cell]] = {}
         for cell in self.plan.cells:
-            self._stored[cell.key] = self.store.stored_metrics(cell.key) & metric_keys
-            if self._stored[cell.key] == metric_keys:
+            self.stored[cell.key] = self.store.stored_metrics(cell.key) & metric_keys
+            if self.stored[cell.key] == metric_keys:
                 self.summary.reused += 1
                 self.advance(1)
             else:
@@ -136,7 +136,7 @@ class Runner:
                 raise
             except Exception as err:
                 for cell in cells:
-                    self._fail(cell, err)
+                    self.fail(cell, err)
                 continue
             for cell in cells:
                 self._score(cell, embeddings[cell.task.name])
@@ -298,7 +298,7 @@ class Runner:
         note = "only one class present" if len(np.unique(y)) < 2 else ""
         try:
             for mk, name, metric in self.metrics:
-                if mk in self._stored.get(cell.key, ()):
+                if mk in self.stored.get(cell.key, ()):
                     continue  # a metric added to a finished run scores only itself
                 if note:
                     rows.append((mk, name, math.nan, note))
@@ -324,14 +324,14 @@ class Runner:
                 except MetricUndefined as why:
                     rows.append((mk, name, math.nan, str(why) or "undefined"))
         except Exception as err:
-            self._fail(cell, err)
+            self.fail(cell, err)
             return
         self.store.put_scores(cell.key, cell.variant.key, cell.task.name, self.where, rows,
                               samples)
         self.summary.computed += 1
         self.advance(1)
 
-    def _fail(self, cell: Cell, err: BaseException) -> None:
+    def fail(self, cell: Cell, err: BaseException) -> None:
         what = f"{describe(cell.variant)} on {cell.task.name}"
         message = " ".join(f"{type(err).__name__}: {err}".split())  # one line
         trace = "".join(traceback.format_exception(err))[-4000:]

@@ -68,6 +68,14 @@ def test_ray_gives_the_same_cells_bit_for_bit(tmp_path: Path) -> None:
     code, summary, _ = run(["run", *GRID, "--executor", "ray", "--store",
                             str(tmp_path / "local" / "S"), "--out", str(tmp_path / "o.md")])
     assert code == 0 and summary == {"computed": 0, "reused": 18, "failed": 0}
+    # one more metric: the workers score only it, every stored row stays as it was
+    store = tmp_path / "local" / "S"
+    before = rows(store, "SELECT * FROM scores ORDER BY cell, metric_key")
+    code, summary, _ = run(["run", *GRID, "--metric", "knn-accuracy:k=3", "--executor", "ray",
+                            "--store", str(store), "--out", str(tmp_path / "o.md")])
+    assert code == 0 and summary == {"computed": 18, "reused": 0, "failed": 0}
+    after = rows(store, "SELECT * FROM scores ORDER BY cell, metric_key")
+    assert set(before) < set(after) and len(after) == len(before) + 18
 
 
 FRAGILE = '''
