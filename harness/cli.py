@@ -233,7 +233,7 @@ def _check_writable_out(out: Path) -> None:
                            "pass --out PATH")
 
 
-def _report_dropped(store: Any) -> None:
+def _report_dropped(store: Any) -> None:  # a harness.store.Store
     if store.dropped:
         print(f"warning: the store held {store.dropped} damaged rows; they were dropped and "
               "`harness run` recomputes what they stood for", file=sys.stderr)
@@ -257,6 +257,7 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
     plan = build_plan(reg, select(reg, args), profile, args.seed, args.seeds)
     store = Store(args.store)  # validated before anything is printed: errors stay one line
     device = pick_device(args.device) if args.executor == "local" else args.device
+    ray_resources: dict[str, Any] = {}
     if args.executor == "ray":  # each job picks its device on its worker
         from harness.ray_executor import resources
 

@@ -179,7 +179,18 @@ def cpus_per_job(ray: Any, requested: int | None) -> int:
 def resources(args: argparse.Namespace) -> dict[str, Any]:
     """Join or start Ray and settle what each job asks for, before the run starts (so that
     every problem here is a usage error)."""
+    import torch
+
     ray = connect(args.ray_address)
+    if args.device != "auto":
+        try:
+            kind = torch.device(args.device).type
+        except (RuntimeError, ValueError):
+            raise HarnessError(f"--device {args.device!r} is not a device torch knows; use "
+                               "auto, cpu, cuda or cuda:N") from None
+        if kind == "cuda" and ray.cluster_resources().get("GPU", 0) < 1:
+            raise HarnessError(f"--device {args.device!r} but the Ray cluster has no GPU; use "
+                               "auto or cpu")
     return {"threads": cpus_per_job(ray, args.job_cpus),
             "gpus": gpus_per_job(ray, args.device, args.job_gpus)}
 

@@ -143,7 +143,12 @@ def test_ray_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
          "cannot join the Ray cluster at 127.0.0.1:1"),
         (["--executor", "ray", "--job-cpus", "0"], "--job-cpus must be >= 1"),
         (["--executor", "ray", "--job-cpus", "4096"], "--job-cpus 4096: the largest Ray node"),
+        (["--executor", "ray", "--device", "tpu9"], "'tpu9' is not a device torch knows"),
     ]
+    import torch
+
+    if not torch.cuda.is_available():
+        cases.append((["--executor", "ray", "--device", "cuda"], "the Ray cluster has no GPU"))
     for extra, expected in cases:
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
