@@ -126,7 +126,8 @@ def test_encoder_contract(name: str) -> None:
     backbone.load_weights({key: torch.zeros_like(saved)})
     assert torch.count_nonzero(backbone.weights()[key]) == 0
     backbone.load_weights({key: saved})
-    assert np.allclose(backbone.embed(seqs), X, atol=1e-5)
+    # the same batches: under bf16 autocast (AMX, CUDA) padding changes the rounding (~1e-3)
+    assert np.allclose(backbone.embed(seqs, batch_size=2), X, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", names("adapters"))

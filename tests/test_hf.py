@@ -13,7 +13,7 @@ from harness.api import PROFILES, HarnessError
 from harness.cli import main
 from harness.params import build
 from harness.plugins import lora as lora_module
-from harness.plugins.hf import HF, autocast_dtype, pool
+from harness.plugins.hf import HF, autocast_dtype, cpu_bf16_pays, pool
 from harness.plugins.lora import Lora
 
 SEQS = [(1, 2, 3, 4), (10, 200, 30, 4, 5, 6), (7, 11, 13, 29), (1, 2, 3, 4)]
@@ -96,7 +96,19 @@ def test_pool_on_both_padding_sides() -> None:
 def test_precision_choice() -> None:
     assert autocast_dtype("cpu", "fp32") is None
     assert autocast_dtype("cpu", "bf16") is torch.bfloat16
-    assert autocast_dtype("cpu", "auto") in (None, torch.bfloat16)  # measured on this CPU
+    assert autocast_dtype("cpu", "auto") is (torch.bfloat16 if cpu_bf16_pays() else None)
+
+
+def test_cpu_bf16_only_with_amx_from_the_flags(tmp_path: Path) -> None:
+    """Read from the CPU's flags, never timed: the same answer in every process."""
+    amx, avx2 = tmp_path / "amx", tmp_path / "avx2"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n\n"
+                   "processor\t: 1\nflags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n")
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma avx512_bf16\n"
+                    "model name\t: amx_bf16 in a name is not a flag\n")
+    assert cpu_bf16_pays(str(amx)) is True
+    assert cpu_bf16_pays(str(avx2)) is False
+    assert cpu_bf16_pays(str(tmp_path / "missing")) is False
 
 
 def test_lora_checkpoints_are_folded_dense_deltas(tiny_llama: str,
