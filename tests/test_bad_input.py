@@ -118,18 +118,35 @@ def test_store_is_a_file(tmp_path: Path) -> None:
 
 
 def test_read_only_store(tmp_path: Path) -> None:
+    """A store folder the user cannot write: refused before any work. Root writes through
+    permission bits, so as root the command runs without CAP_DAC_OVERRIDE (setpriv)."""
     import os
+    import shutil
+    import subprocess
+    import sys
 
-    if os.geteuid() == 0:
-        pytest.skip("root writes through read-only permissions")
     store = tmp_path / "ro"
     store.mkdir()
+    (store / "kept.txt").write_text("a file already in the store\n")
     store.chmod(0o500)
+    argv = ["run", *SCRATCH, *BASE, "--store", str(store), "--out", str(tmp_path / "o.md")]
     try:
-        assert_usage_error(["run", *SCRATCH, *BASE, "--store", str(store),
-                            "--out", str(tmp_path / "o.md")], "not writable")
+        if os.geteuid() != 0:
+            assert_usage_error(argv, "not writable")
+            return
+        if shutil.which("setpriv") is None:
+            pytest.skip("root writes through read-only permissions, and setpriv is missing")
+        caps = "-dac_override,-dac_read_search"
+        proc = subprocess.run(["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}",
+                               sys.executable, "-m", "harness.cli", *argv],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert proc.stderr.startswith("harness: error: store ") and "not writable" in proc.stderr
+        assert not (tmp_path / "o.md").exists()
     finally:
         store.chmod(0o700)
+    assert sorted(p.name for p in store.iterdir()) == ["kept.txt"]  # nothing written
 
 
 def test_store_of_an_incompatible_version(tmp_path: Path) -> None:
