@@ -29,8 +29,9 @@ test: setup
 	$(PY) -m pytest -q
 
 # Benchmarks print one line per figure, `name: value (target)`, and write bench/RESULTS.md
-# (~25 min; `$(PY) bench/run.py --only embed train merges metrics` skips the grid runs). Merges
-# use the SmolLM2 LoRA checkpoints `make run` leaves in .harness, or synthetic LoRA-sized deltas.
+# (~12 min with AMX, ~25 without; `$(PY) bench/run.py --only embed train merges metrics` skips
+# the grid runs). Merges use the SmolLM2 LoRA checkpoints `make run` leaves in .harness, or
+# synthetic LoRA-sized deltas.
 bench: setup
 	$(PY) bench/run.py
 

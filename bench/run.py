@@ -2,7 +2,7 @@
 writes them with the machine they came from to bench/RESULTS.md (after a full run only, unless
 ``--results`` is given).
 
-    python bench/run.py                      # all sections (~25 min on a 2-core CPU)
+    python bench/run.py                      # all sections (~12-25 min on a 2-core CPU)
     python bench/run.py --only embed train   # some sections; RESULTS.md left alone
 """
 
