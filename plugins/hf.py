@@ -25,10 +25,10 @@ Precision = Literal["auto", "fp32", "bf16"]
 def cpu_bf16_pays(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this CPU has AMX, the one place bf16 matmuls pay on a CPU (~3x fp32 there).
 
-    Without it (AVX2, most AVX-512) bf16 is emulated and up to ~50x slower. Read from the CPU's
-    flags, never timed: every process on one machine must pick the same precision, since the
-    choice changes the numbers but not the store's keys (a timed choice flipped to fp32 in one
-    process of six on an AMX machine under load).
+    Without it bf16 is emulated on AVX2 (~50x slower than fp32 here) and unmeasured on
+    avx512_bf16 alone, so those keep fp32. Read from the CPU's flags, never timed: every process
+    on one machine must pick the same precision, since the choice changes the numbers but not
+    the store's keys (a timed choice picked fp32 in one process of six on an AMX machine).
     """
     try:
         info = Path(cpuinfo).read_text()
