@@ -32,17 +32,18 @@ FIGURE = re.compile(r"^\S.*?: .+ \(.+\)$")  # names may hold ':' (slerp:between=
 def machine() -> list[str]:
     import torch
 
+    from harness.plugins.hf import cpu_flags
+
     cpu = platform.processor() or "?"
-    flags: set[str] = set()
     memory = "?"
     try:
         info = Path("/proc/cpuinfo").read_text()
         cpu = re.search(r"model name\s*:\s*(.*)", info).group(1)  # type: ignore[union-attr]
-        flags = set(re.search(r"flags\s*:\s*(.*)", info).group(1).split())  # type: ignore[union-attr]
         kb = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
         memory = f"{int(kb.group(1)) / 2**20:.0f} GiB" if kb else "?"
     except (OSError, AttributeError):
         pass
+    flags = cpu_flags()
     simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,

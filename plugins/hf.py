@@ -22,20 +22,26 @@ Precision = Literal["auto", "fp32", "bf16"]
 
 
 @functools.cache
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them; empty where there is no such file."""
+    try:
+        info = Path(cpuinfo).read_text()
+    except OSError:
+        return frozenset()
+    return frozenset(flag for line in info.splitlines() if line.startswith("flags")
+                     for flag in line.partition(":")[2].split())
+
+
 def cpu_bf16_pays(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this CPU has AMX, the one place bf16 matmuls pay on a CPU (~3x fp32 there).
 
     Without it bf16 is emulated on AVX2 (~50x slower than fp32 here) and unmeasured on
-    avx512_bf16 alone, so those keep fp32. Read from the CPU's flags, never timed: every process
-    on one machine must pick the same precision, since the choice changes the numbers but not
-    the store's keys (a timed choice picked fp32 in one process of six on an AMX machine).
+    avx512_bf16 alone, so those keep fp32 (as does a machine whose flags cannot be read). Read
+    from the CPU's flags, never timed: every process on one machine must pick the same
+    precision, since the choice changes the numbers but not the store's keys (a timed choice
+    picked fp32 in one process of six on an AMX machine).
     """
-    try:
-        info = Path(cpuinfo).read_text()
-    except OSError:  # not Linux: no way to tell, so plain fp32
-        return False
-    return any("amx_bf16" in line.split() for line in info.splitlines()
-               if line.startswith("flags"))
+    return "amx_bf16" in cpu_flags(cpuinfo)
 
 
 def autocast_dtype(device: str, precision: str) -> torch.dtype | None:
