@@ -26,6 +26,7 @@ run: setup
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 # Benchmarks print one line per figure, `name: value (target)`, and write bench/RESULTS.md

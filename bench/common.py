@@ -82,7 +82,7 @@ def eval_texts(profile: str = "quick", seed: int = 0) -> list[Any]:
     sample on the quick profile (1,000 sequences)."""
     from harness.api import PROFILES
     from harness.cli import load_registry
-    from harness.plan import eval_sample
+    from harness.samples import eval_sample
 
     reg = load_registry([])
     tasks = [reg.components["tasks"][name]() for name in sorted(reg.components["tasks"])]

@@ -60,18 +60,17 @@ def flop_floor(folder: Path, peak: float, args: list[str], before: set[str] | No
     from common import linear_params
 
     from harness.api import PROFILES
-    from harness.cli import build_parser, load_registry, select
-    from harness.params import content_hash, identity
-    from harness.plan import build_plan, eval_key, eval_sample, train_sample
+    from harness.cli import build_parser, load_registry, request_of
+    from harness.keys import embedding_key, encoder_key, eval_key
+    from harness.plan import plan_request
     from harness.plugins.training import schedule
-    from harness.run import embedding_key
+    from harness.samples import eval_sample, train_sample
     from harness.store import Store
 
     os.environ["HARNESS_CACHE"] = str(folder / "cache")
     reg = load_registry([])
     profile = PROFILES["quick"]
-    plan = build_plan(reg, select(reg, build_parser().parse_args(["run", *args])), profile,
-                      0, 1)
+    plan = plan_request(reg, request_of(build_parser().parse_args(["run", *args])))
     store = Store(folder / "store")
     flops, passes, runs = 0.0, 0, 0
     old = [v for v in plan.variants if v.key in (before or set())]
@@ -79,7 +78,7 @@ def flop_floor(folder: Path, peak: float, args: list[str], before: set[str] | No
     by_encoder: dict[str, list] = {}
     for variant in plan.variants:
         if variant.key not in (before or set()):
-            by_encoder.setdefault(content_hash(identity(variant.encoder)), []).append(variant)
+            by_encoder.setdefault(encoder_key(variant.encoder), []).append(variant)
     for variants in by_encoder.values():
         backbone = variants[0].encoder.load("cpu")
         params = linear_params(backbone.module)

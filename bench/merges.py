@@ -21,17 +21,10 @@ import torch
 
 from harness.api import Merged
 from harness.params import label
-from harness.plugins.merges import (
-    Dare,
-    GreedySoup,
-    Linear,
-    ModelStock,
-    Slerp,
-    Soup,
-    TaskArithmetic,
-    Ties,
-)
+from harness.plugins.interpolation import Linear, Slerp
 from harness.plugins.pretrained import converted_smollm2
+from harness.plugins.soups import GreedySoup, Soup
+from harness.plugins.task_vectors import Dare, ModelStock, TaskArithmetic, Ties
 from harness.store import Store
 
 Tensors = dict[str, torch.Tensor]

@@ -18,7 +18,7 @@ import numpy as np
 from common import report, side_by_side
 
 from harness.cli import load_registry
-from harness.plugins.metrics import Silhouette
+from harness.plugins.cluster_metrics import Silhouette
 
 DIM = 576
 

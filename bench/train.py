@@ -18,11 +18,11 @@ from common import fp32_peak_gflops, linear_params, report, side_by_side
 
 from harness.api import PROFILES, Profile, render
 from harness.cli import load_registry
-from harness.plan import train_sample
 from harness.plugins.hf import pool
 from harness.plugins.lora import Lora, default_targets
 from harness.plugins.pretrained import MiniLM, SmolLM2, converted_smollm2, package_dir
 from harness.plugins.training import batches, supcon_loss
+from harness.samples import train_sample
 
 BATCH = 16
 

@@ -22,9 +22,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from harness import keys
 from harness.api import Sequence
-from harness.params import content_hash
-from harness.plan import Plan, Variant, base_key, eval_key, eval_sample
+from harness.plan import Plan, Variant
+from harness.samples import eval_sample
 from harness.store import Store
 
 BOOTSTRAP = 200  # half-samples for the CKA interval
@@ -118,22 +119,20 @@ def encoded(X: np.ndarray, attributes: dict[str, list[int | None]], seed: int
 def analyse(plan: Plan, store: Store, run_id: int,
             advance: Callable[[int], None] = lambda n: None) -> int:
     """Analyse every variant of the plan not analysed yet; returns how many were."""
-    from harness.run import embedding_key
-
     tasks = plan.tasks
-    keys = [eval_key(t, plan.profile, plan.seed) for t in tasks]
-    pool = content_hash("pool", keys)
+    eval_keys = [keys.eval_key(t, plan.profile, plan.seed) for t in tasks]
+    pool = keys.pool_key(eval_keys)
     samples = [eval_sample(t, plan.profile, plan.seed) for t in tasks]
     seqs = [s for sample in samples for s in sample]
     attributes: dict[str, list[int | None]] = {t.name: [t.label(s) for s in seqs] for t in tasks}
-    attributes.update(nuisance(seqs))
+    attributes.update({k: list[int | None](v) for k, v in nuisance(seqs).items()})
     done = store.analysed(pool)
     bases = {v.key: v for v in plan.variants if v.adapter is None}
 
     def pooled(variant: Variant) -> np.ndarray | None:
         parts = []
-        for key, sample in zip(keys, samples, strict=True):
-            X = store.load_embeddings(embedding_key(variant.key, key), len(sample))
+        for key, sample in zip(eval_keys, samples, strict=True):
+            X = store.load_embeddings(keys.embedding_key(variant.key, key), len(sample))
             if X is None:
                 return None
             parts.append(X)
@@ -145,13 +144,13 @@ def analyse(plan: Plan, store: Store, run_id: int,
         if variant.key in done:
             continue
         X = pooled(variant)
-        base = bases.get(base_key(variant.encoder))
+        base = bases.get(keys.base_key(variant.encoder))
         if X is None or base is None or not np.isfinite(X).all():
             continue  # a failed or unfinished cell: nothing to analyse yet
         if base.key not in base_cache:
             base_cache[base.key] = pooled(base)
         B = base_cache[base.key]
-        seed = int(content_hash("analysis", variant.key, pool)[:8], 16)
+        seed = keys.analysis_seed(variant.key, pool)
         rows: list[tuple[str, str, float, float, float]] = []
         if B is not None and np.isfinite(B).all():
             value, lo, hi = cka_interval(X, B, np.random.default_rng(seed))

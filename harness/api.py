@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
+from harness.errors import HarnessError, MetricUndefined
+from harness.profiles import PROFILES, Profile
+from harness.sampling import balanced_sample
+
 if TYPE_CHECKING:  # torch is heavy; the core imports it only where it runs models
     import torch
 
@@ -23,42 +27,9 @@ Sequence = tuple[int, ...]
 Family = Literal["non-llm", "llm"]
 KINDS = ("encoders", "adapters", "merges", "tasks", "metrics")
 
-
-class HarnessError(Exception):
-    """A mistake the user can fix: printed as one line, exit code 2."""
-
-
-class MetricUndefined(Exception):
-    """Raised by a metric when its value is undefined here; the cell stores NaN with this reason."""
-
-
-@dataclass(frozen=True)
-class Profile:
-    """The sizes of a run. Adapters and the runner read these; plugins may read them too."""
-
-    name: str
-    train_size: int  # sequences per train task
-    eval_size: int  # sequences per eval task (the task's share of the shared pool)
-    epochs: int
-    batch_size: int
-    stages: int  # checkpoints emitted per training run
-    max_train_steps: int  # cap on optimiser steps, whatever epochs say
-
-    def __post_init__(self) -> None:
-        for attr in ("train_size", "eval_size", "epochs", "batch_size", "stages"):
-            if getattr(self, attr) < 1:
-                raise HarnessError(f"profile {self.name}: {attr} must be >= 1")
-
-
-PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", train_size=48, eval_size=40, epochs=2, batch_size=16, stages=2,
-                     max_train_steps=8),
-    # sized so that `make run` (3 encoders incl. SmolLM2-135M) fits a 2-core CPU
-    "quick": Profile("quick", train_size=320, eval_size=100, epochs=2, batch_size=16, stages=3,
-                     max_train_steps=40),
-    "paper": Profile("paper", train_size=4000, eval_size=1000, epochs=5, batch_size=64,
-                     stages=5, max_train_steps=3000),
-}
+__all__ = ["KINDS", "PROFILES", "Adapter", "Backbone", "Checkpoint", "Component", "Encoder",
+           "Family", "HarnessError", "Merge", "Merged", "Metric", "MetricUndefined", "Over",
+           "PooledMerge", "Profile", "Scorer", "Sequence", "Task", "balanced_sample", "render"]
 
 
 class Component:
@@ -90,7 +61,8 @@ class Task(Component):
         raise NotImplementedError
 
     def sample(self, n: int, rng: random.Random) -> list[Sequence]:
-        """``n`` sequences, class-balanced (counts differ by at most one), deterministic in rng."""
+        """``n`` sequences, class-balanced (counts differ by at most one), deterministic in rng
+        (``balanced_sample(self, n, rng, make)`` does the balancing for a proposal ``make``)."""
         raise NotImplementedError
 
 
@@ -187,6 +159,15 @@ class Checkpoint:
 
 
 class Adapter(Component):
+    #: how the leaderboard names this kind of training in its family rows ("LLM + LoRA");
+    #: empty: the adapter's name
+    kind: ClassVar[str] = ""
+    #: trains a small set of added weights (LoRA and its kin) rather than the model's own: the
+    #: kind of adapter the paper's claim about adapter dominance is judged on
+    parameter_efficient: ClassVar[bool] = False
+    #: the harness's own "no adapter" (the base model, always evaluated); plugins leave it False
+    reference: ClassVar[bool] = False
+
     def supports(self, encoder: Encoder) -> bool | str:
         """True, or a string saying why this encoder is not supported."""
         return True
@@ -228,6 +209,16 @@ class Merge(Component):
 
     #: with one checkpoint, the result is that checkpoint (checked by the contract tests)
     identity_on_one: ClassVar[bool] = True
+    #: the name of the parameter that takes this merge from the base model (0) to the unmerged
+    #: one (1) when its other parameters keep their defaults (``t`` for SLERP): the leaderboard
+    #: plots such merges as a sweep; empty: not an interpolation
+    interpolates: ClassVar[str] = ""
+    #: the merge that is this one's control at the same value of ``interpolates`` (SLERP's is
+    #: linear interpolation): plotted and compared beside it; empty: none
+    control: ClassVar[str] = ""
+    #: the harness's own "no merge" (the final checkpoint, always evaluated); plugins leave it
+    #: False
+    reference: ClassVar[bool] = False
 
     def ingredients(self) -> tuple[Over, int]:
         """Which checkpoints the harness passes, and from how many training runs (consecutive

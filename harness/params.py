@@ -8,13 +8,11 @@ component validates them in ``__post_init__``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from harness.api import HarnessError
+from harness.errors import HarnessError
 
 
 def parse_spec(text: str) -> tuple[str, dict[str, list[str]]]:
@@ -71,7 +69,7 @@ def fields_of(cls: type) -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(cls) if f.init] if dataclasses.is_dataclass(cls) else []
 
 
-def build(cls: type, kind: str, raw: dict[str, str]) -> Any:
+def build(cls: type[Any], kind: str, raw: dict[str, str]) -> Any:
     """Instantiate ``cls`` from raw string parameters, with errors a user can act on."""
     fields = {f.name: f for f in fields_of(cls)}
     hints = typing.get_type_hints(cls) if fields else {}
@@ -87,7 +85,7 @@ def build(cls: type, kind: str, raw: dict[str, str]) -> Any:
         raise HarnessError(f"{kind} {cls.name!r}: {err}") from None
 
 
-def expand(cls: type, kind: str, raw: dict[str, list[str]]) -> list[Any]:
+def expand(cls: type[Any], kind: str, raw: dict[str, list[str]]) -> list[Any]:
     """One instance per combination of swept values, in the order given."""
     keys = list(raw)
     combos = itertools.product(*(raw[k] for k in keys)) if keys else [()]
@@ -125,13 +123,3 @@ def label(obj: Any) -> str:
     defaults = {d["name"]: d["default"] for d in describe(type(obj))}
     changed = [f"{k}={v}" for k, v in params_of(obj).items() if defaults.get(k) != v]
     return obj.name + (":" + ",".join(changed) if changed else "")
-
-
-def identity(obj: Any) -> dict[str, Any]:
-    """What a component contributes to a content hash."""
-    return {"name": obj.name, "version": str(obj.version), "params": params_of(obj)}
-
-
-def content_hash(*parts: Any) -> str:
-    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]

@@ -12,7 +12,6 @@ recorded against its cells with its error, and the others go on.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections import Counter
 from dataclasses import replace
@@ -20,20 +19,19 @@ from typing import Any
 
 import numpy as np
 
+from harness import keys
 from harness.api import HarnessError
-from harness.params import content_hash, identity
-from harness.plan import Cell, Plan, Variant
+from harness.plan import Cell, Plan, Variant, plan_request
+from harness.registry import load_registry
 from harness.run import FailFast, Runner, pick_device
+from harness.selection import Request
 from harness.store import Artifacts
-
-#: the arguments of ``harness run`` a worker needs to rebuild the plan
-SPEC_KEYS = ("encoders", "adapters", "merges", "tasks", "metrics", "train_tasks", "all",
-             "profile", "seed", "seeds", "device", "fail_fast")
+from harness.store.records import ScoreRow, VariantRecord, Where
 
 
 class JobStore(Artifacts):
-    """A worker's view of the store: artifacts on disk, database writes recorded for the
-    driver, the metrics already stored per cell as the driver saw them."""
+    """A worker's view of the store (a ``RunStore``): artifacts on disk, database writes
+    recorded for the driver, the metrics already stored per cell as the driver saw them."""
 
     def __init__(self, root: str, stored: dict[str, list[str]]):
         super().__init__(root)
@@ -43,17 +41,20 @@ class JobStore(Artifacts):
     def stored_metrics(self, cell: str) -> set[str]:
         return set(self.stored.get(cell, ()))
 
-    def put_variant(self, key: str, row: dict[str, Any]) -> None:
+    def put_variant(self, record: VariantRecord) -> None:
         pass  # the driver recorded every variant of the plan
 
-    def put_scores(self, *args: Any) -> None:
-        self.records.append(("put_scores", args))
+    def put_scores(self, cell: str, variant: str, task: str, where: Where,
+                   scores: list[ScoreRow], samples: dict[str, np.ndarray] | None = None
+                   ) -> None:
+        self.records.append(("put_scores", (cell, variant, task, where, scores, samples or {})))
 
-    def put_failure(self, *args: Any) -> None:
-        self.records.append(("put_failure", args))
+    def put_failure(self, cell: str, variant: str, task: str, error: str,
+                    where: Where) -> None:
+        self.records.append(("put_failure", (cell, variant, task, error, where)))
 
-    def put_merge_stats(self, *args: Any) -> None:
-        self.records.append(("put_merge_stats", args))
+    def put_merge_stats(self, variant: str, stats: dict[str, float]) -> None:
+        self.records.append(("put_merge_stats", (variant, stats)))
 
 
 def jobs(plan: Plan, todo: dict[str, list[Cell]]) -> list[list[Variant]]:
@@ -62,43 +63,36 @@ def jobs(plan: Plan, todo: dict[str, list[Cell]]) -> list[list[Variant]]:
     for variant in plan.variants:
         if variant.key not in todo:
             continue
-        group = (identity(variant.encoder),
-                 identity(variant.adapter) if variant.adapter else None,
+        group = (keys.identity(variant.encoder),
+                 keys.identity(variant.adapter) if variant.adapter else None,
                  variant.train_task.name if variant.train_task else None)
-        groups.setdefault(content_hash("job", group), []).append(variant)
+        groups.setdefault(keys.content_hash("job", group), []).append(variant)
     return list(groups.values())
 
 
-def subplan(plan: Plan, keys: list[str]) -> Plan:
-    wanted = set(keys)
+def subplan(plan: Plan, variant_keys: list[str]) -> Plan:
+    wanted = set(variant_keys)
     return replace(plan, variants=[v for v in plan.variants if v.key in wanted],
                    cells=[c for c in plan.cells if c.variant.key in wanted])
 
 
-def run_job(spec: dict[str, Any], keys: list[str], stored: dict[str, list[str]]
+def run_job(spec: dict[str, Any], variant_keys: list[str], stored: dict[str, list[str]]
             ) -> dict[str, Any]:
     """On a worker: rebuild the plan, compute the job's variants, return the records."""
     import torch
-
-    from harness.api import PROFILES
-    from harness.cli import select
-    from harness.plan import build_plan
-    from harness.registry import load_registry
 
     torch.set_num_threads(spec["threads"])
     if spec["disabled"] is not None:
         os.environ["HARNESS_DISABLE_PLUGINS"] = spec["disabled"]
     reg = load_registry(spec["plugins"])
-    args = argparse.Namespace(**{k: spec[k] for k in SPEC_KEYS})
-    plan = build_plan(reg, select(reg, args), PROFILES[spec["profile"]], spec["seed"],
-                      spec["seeds"])
-    missing = set(keys) - {v.key for v in plan.variants}
+    plan = plan_request(reg, Request.from_dict(spec["request"]))
+    missing = set(variant_keys) - {v.key for v in plan.variants}
     if missing:
         raise HarnessError("the worker planned other variants than the driver; install the "
                            "same harness and plugins on every node")
     store = JobStore(spec["store"], stored)
-    runner = Runner(subplan(plan, keys), store, spec["run_id"],  # type: ignore[arg-type]
-                    pick_device(spec["device"]), spec["fail_fast"])
+    runner = Runner(subplan(plan, variant_keys), store, spec["run_id"], pick_device(spec["device"]),
+                    spec["fail_fast"])
     stopped = None
     try:
         runner.run()  # what the driver saw stored is reused here too
@@ -176,23 +170,24 @@ def cpus_per_job(ray: Any, requested: int | None) -> int:
     return requested or max(1, min(torch.get_num_threads(), largest))
 
 
-def resources(args: argparse.Namespace) -> dict[str, Any]:
+def resources(address: str | None, device: str, job_cpus: int | None,
+              job_gpus: float | None) -> dict[str, Any]:
     """Join or start Ray and settle what each job asks for, before the run starts (so that
     every problem here is a usage error)."""
     import torch
 
-    ray = connect(args.ray_address)
-    if args.device != "auto":
+    ray = connect(address)
+    if device != "auto":
         try:
-            kind = torch.device(args.device).type
+            kind = torch.device(device).type
         except (RuntimeError, ValueError):
-            raise HarnessError(f"--device {args.device!r} is not a device torch knows; use "
+            raise HarnessError(f"--device {device!r} is not a device torch knows; use "
                                "auto, cpu, cuda or cuda:N") from None
         if kind == "cuda" and ray.cluster_resources().get("GPU", 0) < 1:
-            raise HarnessError(f"--device {args.device!r} but the Ray cluster has no GPU; use "
+            raise HarnessError(f"--device {device!r} but the Ray cluster has no GPU; use "
                                "auto or cpu")
-    return {"threads": cpus_per_job(ray, args.job_cpus),
-            "gpus": gpus_per_job(ray, args.device, args.job_gpus)}
+    return {"threads": cpus_per_job(ray, job_cpus),
+            "gpus": gpus_per_job(ray, device, job_gpus)}
 
 
 def run_on_ray(runner: Runner, spec: dict[str, Any]) -> Counter[str]:
@@ -210,16 +205,15 @@ def run_on_ray(runner: Runner, spec: dict[str, Any]) -> Counter[str]:
                                        max_retries=0)
     pending = {}
     for variants in groups:
-        keys = [v.key for v in variants]
+        wanted = [v.key for v in variants]
         stored = {c.key: sorted(runner.stored[c.key]) for c in runner.plan.cells
-                  if c.variant.key in keys}
-        pending[task.remote(spec, keys, stored)] = keys
+                  if c.variant.key in wanted}
+        pending[task.remote(spec, wanted, stored)] = wanted
     try:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                keys = pending.pop(ref)
-                cells = [c for k in keys for c in todo[k]]
+                cells = [c for k in pending.pop(ref) for c in todo[k]]
                 try:
                     result = ray.get(ref)
                 except Exception as err:  # noqa: BLE001 - the worker's error, recorded
@@ -260,11 +254,10 @@ def _replay(runner: Runner, result: dict[str, Any]) -> None:
     runner.summary.failures += [tuple(f) for f in result["failures"]]
 
 
-def job_spec(args: argparse.Namespace, plugins: list[str], run_id: int,
-             resources: dict[str, Any]) -> dict[str, Any]:
-    """What a worker needs to rebuild the plan: the command's arguments, absolute paths."""
-    spec = {k: getattr(args, k) for k in SPEC_KEYS} | resources
-    spec.update(plugins=[os.path.abspath(p) for p in plugins],
-                store=os.path.abspath(args.store), run_id=run_id,
-                disabled=os.environ.get("HARNESS_DISABLE_PLUGINS"))
-    return spec
+def job_spec(request: Request, store: str, device: str, fail_fast: bool, plugins: list[str],
+             run_id: int, resources: dict[str, Any]) -> dict[str, Any]:
+    """What a worker needs to rebuild the plan: the request and the options, absolute paths."""
+    return {"request": request.to_dict(), "device": device, "fail_fast": fail_fast,
+            "plugins": [os.path.abspath(p) for p in plugins], "store": os.path.abspath(store),
+            "run_id": run_id, "disabled": os.environ.get("HARNESS_DISABLE_PLUGINS"),
+            **resources}

@@ -3,6 +3,14 @@
 Nothing is loaded at import time: ``load_registry()`` builds a fresh plugin manager each call.
 Entry points are loaded one by one so that a broken plugin is named (with its distribution) and
 the others still load; duplicate names are errors naming both sides, never silently dropped.
+The core registers its own reference components first, as plugin ``harness``
+(``harness.reference``), which cannot be disabled.
+
+``HARNESS_DISABLE_PLUGINS=a,b`` skips entry points (and ``--plugin`` files) by name. An entry
+point named after its own distribution, ``<distribution>.<rest>``, is also disabled by
+``<rest>`` and by any dotted prefix of it: the harness's own ``numgeo-harness.merges.slerp`` by
+``merges.slerp`` or ``merges`` (the name the built-in merges had before), and every merge by
+``numgeo-harness.merges``.
 """
 
 from __future__ import annotations
@@ -21,10 +29,12 @@ from typing import Any
 
 import pluggy
 
-from harness import api, hookspecs
+import harness
+from harness import api, hookspecs, reference
 from harness.api import KINDS, HarnessError
 
 GROUP = "harness"
+CORE = "harness"  # the plugin name of the core's own components
 BASES: dict[str, type] = {"encoders": api.Encoder, "adapters": api.Adapter,
                           "merges": api.Merge, "tasks": api.Task, "metrics": api.Metric}
 SINGULAR = {"encoders": "encoder", "adapters": "adapter", "merges": "merge",
@@ -47,7 +57,7 @@ class PluginInfo:
 @dataclass
 class Registry:
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
-    components: dict[str, dict[str, type]] = field(
+    components: dict[str, dict[str, type[Any]]] = field(
         default_factory=lambda: {k: {} for k in KINDS})
     owner: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
 
@@ -55,7 +65,7 @@ class Registry:
     def broken(self) -> list[PluginInfo]:
         return [p for p in self.plugins.values() if p.error]
 
-    def get(self, kind: str, name: str) -> type:
+    def get(self, kind: str, name: str) -> type[Any]:
         table = self.components[kind]
         if name in table:
             return table[name]
@@ -101,6 +111,18 @@ class Registry:
 def _disabled() -> set[str]:
     return {p.strip() for p in os.environ.get("HARNESS_DISABLE_PLUGINS", "").split(",")
             if p.strip()}
+
+
+def names_of(entry_point: str, distribution: str | None) -> set[str]:
+    """The names that disable an entry point: its own, and for one named
+    ``<distribution>.<rest>``, ``<rest>`` and every dotted prefix of either."""
+    names = {entry_point}
+    parts = entry_point.split(".")
+    names |= {".".join(parts[:i]) for i in range(2, len(parts))}
+    if distribution and len(parts) > 1 and parts[0] == distribution:
+        rest = parts[1:]
+        names |= {".".join(rest[:i]) for i in range(1, len(rest) + 1)}
+    return names
 
 
 def _load_file(path: str) -> ModuleType:
@@ -155,8 +177,15 @@ def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
     reg = Registry()
     disabled = _disabled()
     modules: list[tuple[PluginInfo, ModuleType]] = []
+    core = PluginInfo(CORE, "numgeo-harness", harness.__version__)
+    reg.plugins[CORE] = core
+    modules.append((core, reference))
     for ep in _entry_points():
-        if ep.name in disabled:
+        if ep.name == CORE:
+            raise HarnessError(f"entry point {ep.name!r} (from "
+                               f"{ep.dist.name if ep.dist else '?'}) takes the name the core's "
+                               "own plugin has; rename it")
+        if names_of(ep.name, ep.dist.name if ep.dist else None) & disabled:
             continue
         dist = ep.dist.name if ep.dist else "unknown"
         info = PluginInfo(ep.name, dist, ep.dist.version if ep.dist else "?")

@@ -1,4 +1,4 @@
-"""Adapters ``none`` (the base model, untouched) and ``full`` (every weight trained)."""
+"""Adapter ``full``: every weight trained (the reference ``none`` is the core's own)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,6 @@ from typing import ClassVar
 
 from harness.api import Adapter, Backbone, Checkpoint, Encoder, Profile, Sequence
 from harness.hookspecs import hookimpl
-
-
-@dataclass(frozen=True)
-class NoAdapter(Adapter):
-    """No training: the encoder's base weights (always in a plan, as the reference)."""
-
-    name: ClassVar[str] = "none"
-
-    def fit(self, backbone: Backbone, train: Seq[Sequence], labels: Seq[int], seed: int,
-            profile: Profile) -> list[Checkpoint]:
-        return []
 
 
 @dataclass(frozen=True)
@@ -59,5 +48,4 @@ class Full(Adapter):
 
 @hookimpl
 def register_adapters(register):  # type: ignore[no-untyped-def]
-    register(NoAdapter)
     register(Full)

@@ -57,6 +57,8 @@ class Lora(Adapter):
 
     name: ClassVar[str] = "lora"
     version: ClassVar[str] = "1"
+    kind: ClassVar[str] = "LoRA"
+    parameter_efficient: ClassVar[bool] = True
 
     rank: int = field(default=8, metadata={"help": "adapter rank r"})
     alpha: float = field(default=16.0, metadata={"help": "scaling alpha (delta = alpha/r B A)"})

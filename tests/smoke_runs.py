@@ -8,9 +8,8 @@ import io
 import re
 from pathlib import Path
 
-from harness.api import PROFILES
-from harness.cli import build_parser, main, select
-from harness.plan import Plan, build_plan
+from harness.cli import build_parser, main, request_of
+from harness.plan import Plan, plan_request
 
 SMOKE_TASKS = ["parity", "progression", "sum-parity"]  # 4 variants x 3 tasks = 12 cells
 SUMMARY = re.compile(r"cells: (\d+) computed, (\d+) reused, (\d+) failed")
@@ -43,6 +42,4 @@ def run_here(tasks: list[str], folder: Path) -> dict[str, int]:
 
 
 def plan_for(registry, tasks: list[str]) -> Plan:
-    args = build_parser().parse_args(run_args(tasks))
-    return build_plan(registry, select(registry, args), PROFILES[args.profile], args.seed,
-                      args.seeds)
+    return plan_request(registry, request_of(build_parser().parse_args(run_args(tasks))))

@@ -161,6 +161,18 @@ def test_plugins_json(capsys: pytest.CaptureFixture[str]) -> None:
         "model-stock"}
     slerp = next(e for e in data["merges"] if e["name"] == "slerp")
     assert {p["name"] for p in slerp["params"]} >= {"t", "between", "space", "schedule", "over"}
+    # what each component declares about itself is listed
+    assert (slerp["interpolates"], slerp["control"]) == ("t", "linear")
+    lora = next(e for e in data["adapters"] if e["name"] == "lora")
+    assert lora["kind"] == "LoRA" and lora["parameter_efficient"] is True
+    by = {e["name"]: e for e in data["tasks"]}
+    assert by["progression"]["compositional"] and by["progression"]["trains_by_default"]
+    assert not by["square"]["compositional"] and not by["square"]["trains_by_default"]
+    assert by["parity"]["classes"] == ["even", "odd"]
+    enc = {e["name"]: e for e in data["encoders"]}
+    assert enc["scratch"]["from_scratch"] and enc["hf"]["family"] == "inferred"
+    metrics = {e["name"]: e["higher_is_better"] for e in data["metrics"]}
+    assert metrics["davies-bouldin"] is False and metrics["silhouette"] is True
 
 
 def test_plugins_text(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from harness.api import MetricUndefined
-from harness.plan import _draw
 from harness.registry import load_registry
+from harness.samples import draw as _draw
 
 REG = load_registry()
 

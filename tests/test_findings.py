@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.findings import Figures, Row, verdict
-from harness.stats import Bootstrap, Estimate, mean_of
+from harness.report import paper
+from harness.report.figures import Figures, verdict
+from harness.report.rows import Row
+from harness.report.stats import Bootstrap, Estimate, mean_of
 
 
 def test_estimate_is_the_finite_mean_with_draws() -> None:
@@ -43,7 +45,10 @@ def _row(group: str, encoder: str, adapter: str, task: str | None, merge: str,
          shift: float, others: float, n: int = 120) -> Row:
     rng = np.random.default_rng(1)
     base = rng.normal(0.1, 0.3, n)
-    row = Row(group, encoder, adapter, task, merge, [0] if task else [])
+    roles = {"parameter_efficient": adapter == "lora", "merge": None if merge == "none" else merge,
+             "control": "linear" if merge == "slerp" else ""}
+    row = Row(group, encoder, adapter, task, merge, family="llm", trained=task is not None,
+              merged=merge != "none", roles=roles, seeds=[0] if task else [])
     for t in ("a", "b", "c"):
         values = base + (shift if t == task else others)
         row.values[(t, "silhouette")] = [float(values.mean())]
@@ -61,11 +66,11 @@ def _claim_rows(train_task: str) -> list[Row]:
 
 def test_claims_follow_the_figures() -> None:
     rows = _claim_rows("a")
-    fig = Figures(rows, ["a", "b", "c"], ["silhouette"], seed=0)
+    fig = Figures(rows, ["a", "b", "c"], ["silhouette"], seed=0, primary="silhouette")
     assert fig.gain(rows[1]).value == pytest.approx(0.6)
     assert fig.off_change(rows[1]).value == pytest.approx(-0.05)
     assert fig.balance(rows[1]).value == pytest.approx(0.275)
-    claims = {title.split()[0]: (v, lines) for title, v, lines in fig.claims(set())}
+    claims = {title.split()[0]: (v, lines) for title, v, lines in paper.claims(fig, set())}
     assert claims["LLM"][0] == "not tested by this run"  # no non-LLM base here
     assert claims["LoRA"][0] == "supported"  # gain up, off-task down
     assert claims["SLERP"][0] == "supported"  # keeps most gain, best balance
@@ -75,7 +80,19 @@ def test_claims_follow_the_figures() -> None:
 
 def test_claims_when_the_train_task_is_not_evaluated() -> None:
     rows = _claim_rows("z")
-    fig = Figures(rows, ["a", "b", "c"], ["silhouette"], seed=0)
+    fig = Figures(rows, ["a", "b", "c"], ["silhouette"], seed=0, primary="silhouette")
     assert fig.gain(rows[1]) is None and fig.balance(rows[1]) is None
-    verdicts = [v for _, v, _ in fig.claims(set())]
+    verdicts = [v for _, v, _ in paper.claims(fig, set())]
     assert verdicts[2] == "not tested by this run"
+
+
+def test_a_lower_is_better_primary_flips_gains() -> None:
+    rows = _claim_rows("a")
+    up = Figures(rows, ["a", "b", "c"], ["silhouette"], seed=0, primary="silhouette")
+    down = Figures(rows, ["a", "b", "c"], ["silhouette"], seed=0, primary="silhouette",
+                   higher={"silhouette": False})
+    for row in rows[1:]:
+        assert down.gain(row).value == pytest.approx(-up.gain(row).value)
+        assert down.balance(row).value == pytest.approx(-up.balance(row).value)
+        assert down.change(row, rows[0], "a") == pytest.approx(-up.change(row, rows[0], "a"))
+    assert down.best_marks()[id(rows[2])] == "★"  # soup now has the best (least bad) balance

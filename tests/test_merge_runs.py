@@ -13,8 +13,8 @@ from smoke_runs import parse_summary
 
 from harness.api import PROFILES
 from harness.cli import main
-from harness.plan import eval_sample, train_sample, valid_sample
 from harness.registry import Registry
+from harness.samples import eval_sample, train_sample, valid_sample
 from harness.store import Store
 
 BASE = ["run", "--encoder", "scratch", "--adapter", "full", "--task", "parity",

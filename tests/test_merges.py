@@ -9,20 +9,9 @@ import torch
 
 from harness.api import HarnessError, Merged
 from harness.params import build
-from harness.plugins.merges import (
-    PARALLEL,
-    Dare,
-    GreedySoup,
-    Linear,
-    ModelStock,
-    Slerp,
-    Soup,
-    TaskArithmetic,
-    Ties,
-    layer_of,
-    scheduled_t,
-    slerp,
-)
+from harness.plugins.interpolation import PARALLEL, Linear, Slerp, layer_of, scheduled_t, slerp
+from harness.plugins.soups import GreedySoup, Soup
+from harness.plugins.task_vectors import Dare, ModelStock, TaskArithmetic, Ties
 
 
 def tensors(out):  # type: ignore[no-untyped-def]

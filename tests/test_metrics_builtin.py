@@ -1,15 +1,30 @@
-"""The built-in metrics (harness.plugins.metrics) on synthetic embeddings."""
+"""The built-in metrics (harness.plugins.*_metrics) on synthetic embeddings."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import types
 
 import numpy as np
 import pytest
 
-import harness.plugins.metrics as M
 from harness.api import Metric, MetricUndefined
+from harness.plugins import classifier_metrics, cluster_metrics, kmeans_metrics, metric_checks
+
+MODULES = (cluster_metrics, classifier_metrics, kmeans_metrics)
+
+
+def _register_all(register):  # type: ignore[no-untyped-def]
+    for module in MODULES:
+        module.register_metrics(register)
+
+
+_ALL: list = []
+_register_all(_ALL.append)
+M = types.SimpleNamespace(  # every built-in metric, in registration order
+    METRICS=tuple(_ALL), register_metrics=_register_all,
+    **{cls.__name__: cls for cls in _ALL})
 
 NAMES = ["silhouette", "davies-bouldin", "calinski-harabasz", "probe-accuracy",
          "knn-accuracy", "kmeans-nmi", "kmeans-ari"]
@@ -128,14 +143,14 @@ def test_silhouette_subsample_deterministic_and_close():
 
 def test_stratified_subsample_keeps_proportions():
     y = np.repeat([0, 1, 2], [50, 30, 20])
-    idx = M._stratified_subsample(y, 10, rng())
+    idx = metric_checks.stratified_subsample(y, 10, rng())
     assert len(idx) == len(set(idx.tolist())) == 10
     assert np.bincount(y[idx]).tolist() == [5, 3, 2]
 
 
 def test_stratified_split_covers_every_class():
     y = np.repeat([0, 1, 2], [2, 3, 20])
-    train, test = M._stratified_split(y, 0.3, rng())
+    train, test = metric_checks.stratified_split(y, 0.3, rng())
     assert sorted(np.concatenate([train, test]).tolist()) == list(range(len(y)))
     assert set(y[train]) == set(y[test]) == {0, 1, 2}
     assert np.bincount(y[test]).tolist() == [1, 1, 6]

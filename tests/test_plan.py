@@ -8,8 +8,8 @@ import pytest
 
 from harness.api import PROFILES
 from harness.cli import main
-from harness.plan import eval_sample, shared_pool, train_sample
 from harness.registry import Registry
+from harness.samples import eval_sample, shared_pool, train_sample
 
 
 def test_shared_pool_labels_every_sequence_by_every_task(registry: Registry) -> None:

@@ -7,18 +7,23 @@ import io
 from pathlib import Path
 
 from harness.cli import main
-from harness.findings import Row
-from harness.plots import _t_of
+from harness.params import params_of
+from harness.plan import roles_of
+from harness.plugins.adapters import Full
+from harness.plugins.interpolation import Linear, Slerp
+from harness.plugins.scratch import Scratch
+from harness.plugins.soups import Soup
 
 
-def test_t_of_reads_only_plain_t_sweeps() -> None:
-    def row(merge: str) -> Row:
-        return Row("g", "e", "lora", "parity", merge)
-    assert _t_of(row("slerp"), "slerp") == 0.5
-    assert _t_of(row("slerp:t=0.3"), "slerp") == 0.3
-    assert _t_of(row("linear:t=0.9"), "linear") == 0.9
-    assert _t_of(row("slerp:t=0.3"), "linear") is None
-    assert _t_of(row("slerp:between=checkpoints"), "slerp") is None
+def test_sweep_points_are_plain_t_sweeps_of_interpolating_merges() -> None:
+    def t(merge):  # type: ignore[no-untyped-def]
+        return roles_of(Scratch, Full, type(merge), params_of(merge))["t"]
+    assert t(Slerp()) == 0.5
+    assert t(Slerp(t=0.3)) == 0.3
+    assert t(Linear(t=0.9)) == 0.9
+    assert t(Slerp(between="checkpoints")) is None  # t = 0 is not the base then
+    assert t(Soup()) is None  # does not interpolate
+    assert roles_of(Scratch, Full, Slerp, {})["control"] == "linear"
 
 
 def test_figures_are_written_linked_and_stable(tmp_path: Path) -> None:

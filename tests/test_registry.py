@@ -18,7 +18,8 @@ import pytest
 
 from harness import registry as reg_mod
 from harness.api import HarnessError
-from harness.params import build, content_hash, expand, label, parse_spec
+from harness.keys import content_hash
+from harness.params import build, expand, label, parse_spec
 from harness.registry import PluginWarning, Registry, load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,12 +63,13 @@ def test_builtins_load() -> None:
     for info in reg.plugins.values():
         assert info.distribution == "numgeo-harness", info
         assert info.hooks and all(h.startswith("register_") for h in info.hooks)
-    assert reg.owner[("encoders", "scratch")] == "scratch"
+    assert reg.owner[("encoders", "scratch")] == "numgeo-harness.scratch"
+    assert reg.owner[("adapters", "none")] == reg.owner[("merges", "none")] == "harness"
 
 
 def test_no_plugin_loaded_at_import() -> None:
     code = ("import sys, harness, harness.cli, harness.registry\n"
-            "bad = [m for m in ('harness.plugins.scratch', 'harness.tasks.builtin', 'torch')"
+            "bad = [m for m in ('harness.plugins.scratch', 'harness.tasks.elementwise', 'torch')"
             " if m in sys.modules]\n"
             "print(bad)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -156,7 +158,8 @@ def test_plugin_file_duplicate_name_names_both(tmp_path: Path) -> None:
     with pytest.raises(HarnessError) as err:
         load_registry([path])
     msg = str(err.value)
-    assert "'parity'" in msg and "'tasks'" in msg and "'dupplug'" in msg
+    assert "'parity'" in msg and "'numgeo-harness.tasks.elementwise'" in msg and \
+        "'dupplug'" in msg
     assert "numgeo-harness" in msg
 
 
@@ -210,10 +213,18 @@ def test_two_plugin_files_with_one_stem(tmp_path: Path) -> None:
         load_registry([one, two])
 
 
-def test_plugin_file_named_like_an_entry_point(tmp_path: Path) -> None:
-    path = write_plugin(tmp_path, "metrics", GOOD)
+def test_plugin_file_named_like_the_core(tmp_path: Path) -> None:
+    path = write_plugin(tmp_path, "harness", GOOD)
     with pytest.raises(HarnessError, match="rename the file"):
         load_registry([path])
+
+
+def test_plugin_file_named_like_an_old_builtin(tmp_path: Path) -> None:
+    """The built-ins' entry points are namespaced: a file called metrics.py collides with
+    nothing."""
+    reg = load_registry([write_plugin(tmp_path, "metrics", GOOD)])
+    assert reg.owner[("metrics", "zero-reg")] == "metrics"
+    assert "silhouette" in reg.components["metrics"]
 
 
 BAD_REGISTRATIONS = {
@@ -367,6 +378,45 @@ def test_disable_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "parity" in reg.components["tasks"]
     with pytest.raises(HarnessError, match="known: none"):
         reg.get("metrics", "silhouette")
+
+
+@pytest.mark.parametrize(("disabled", "gone", "kept"), [
+    ("merges", {"soup", "slerp", "linear", "ties", "dare"}, {"none"}),
+    ("merges.interpolation", {"slerp", "linear"}, {"soup", "ties", "none"}),
+    ("numgeo-harness.merges.task-vectors", {"ties", "dare", "model-stock"}, {"soup", "slerp"}),
+    ("numgeo-harness.merges", {"soup", "slerp", "ties"}, {"none"}),
+    ("harness", set(), {"none", "soup"}),  # the core's own cannot be turned off
+    ("slerp", set(), {"slerp"}),  # a component name is not a plugin name
+])
+def test_disable_by_alias(monkeypatch: pytest.MonkeyPatch, disabled: str, gone: set[str],
+                          kept: set[str]) -> None:
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", disabled)
+    merges = set(load_registry().components["merges"])
+    assert not gone & merges and kept <= merges
+
+
+def test_old_entry_point_names_still_disable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for old, kind, name in [("tasks", "tasks", "progression"), ("metrics", "metrics", "kmeans-ari"),
+                            ("adapters", "adapters", "full"), ("lora", "adapters", "lora"),
+                            ("scratch", "encoders", "scratch"), ("hf", "encoders", "hf"),
+                            ("pretrained", "encoders", "minilm")]:
+        monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", old)
+        assert name not in load_registry().components[kind], old
+
+
+def test_names_of_only_shortens_under_the_own_distribution() -> None:
+    assert reg_mod.names_of("numgeo-harness.merges.soups", "numgeo-harness") >= {
+        "merges", "merges.soups", "numgeo-harness.merges", "numgeo-harness.merges.soups"}
+    assert reg_mod.names_of("acme.merges", "other-dist") == {"acme.merges"}
+    assert "merges" not in reg_mod.names_of("acme.merges.x", "acme-tools")
+
+
+def test_entry_point_named_like_the_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    eps = [fake_ep("harness", "some_module")]
+    monkeypatch.setattr(reg_mod, "metadata",
+                        SimpleNamespace(entry_points=lambda group: list(eps)))
+    with pytest.raises(HarnessError, match="takes the name the core's own plugin has"):
+        load_registry()
 
 
 def test_disable_plugin_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,8 +21,7 @@ import torch
 from smoke_runs import SMOKE_TASKS, parse_summary, plan_for, run_args, run_here
 
 from harness.api import PROFILES, HarnessError
-from harness.plan import eval_key
-from harness.run import embedding_key
+from harness.keys import embedding_key, eval_key
 from harness.store import Store, atomic_write, atomic_write_text
 
 
@@ -75,8 +74,9 @@ def test_store_reopens_and_keeps_records(tmp_path):
     store = Store(tmp_path / "S")
     where = ("smoke", 0, store.start_run(["x"], "smoke", [0], "abc", {}, "t0"))
     store.put_failure("c1", "v1", "parity", "ValueError: no", where)
-    store.put_scores("c1", "v1", "parity", where, [("m1", "metric-1", 0.5, ""),
-                                                   ("m2", "metric-2", math.nan, "undefined")])
+    store.put_scores("c1", "v1", "parity", where, [("m1", "metric-1", 0.5, "", True),
+                                                   ("m2", "metric-2", math.nan, "undefined",
+                                                    False)])
     store.close()
     store = Store.open_existing(tmp_path / "S")
     try:
@@ -139,7 +139,7 @@ def test_embeddings_roundtrip(store):
 
 def test_per_row_samples_roundtrip_with_their_scores(store):
     per = np.array([1.0, np.nan, 0.0, 1.0])
-    store.put_scores("c", "v", "parity", ("smoke", 0, 1), [("mk", "probe", 2 / 3, "")],
+    store.put_scores("c", "v", "parity", ("smoke", 0, 1), [("mk", "probe", 2 / 3, "", True)],
                      {"mk": per})
     got = store.samples()
     assert set(got) == {("c", "mk")}

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from harness.api import Task
-from harness.tasks import builtin
+from harness.tasks import elementwise, numbers, sequence_wide
 
-TASKS = {cls.name: cls() for cls in builtin.TASKS}
+ALL_TASKS = (*elementwise.TASKS, *sequence_wide.TASKS)
+
+TASKS = {cls.name: cls() for cls in ALL_TASKS}
 EXPECTED_NAMES = [
     "parity", "primality", "divisible-by-3", "divisible-by-5", "square", "fibonacci",
     "progression", "sum-parity", "digit-sum-mod-3", "monotonic",
@@ -141,15 +143,16 @@ def _expected_counts(n: int, k: int) -> list[int]:
 
 
 def test_names() -> None:
-    names = [cls.name for cls in builtin.TASKS]
+    names = [cls.name for cls in ALL_TASKS]
     assert names == EXPECTED_NAMES
     assert len(set(names)) == len(names) >= 9
 
 
 def test_hook_registers_every_task_in_order() -> None:
     registered: list[type] = []
-    builtin.register_tasks(registered.append)
-    assert registered == list(builtin.TASKS)
+    elementwise.register_tasks(registered.append)
+    sequence_wide.register_tasks(registered.append)
+    assert registered == list(ALL_TASKS)
 
 
 @task_params
@@ -171,15 +174,15 @@ def test_task_definition(task: Task) -> None:
 
 
 def test_divisible_by_factory() -> None:
-    seven = builtin.divisible_by(7)
-    assert issubclass(seven, builtin.DivisibleBy)
+    seven = elementwise.divisible_by(7)
+    assert issubclass(seven, elementwise.DivisibleBy)
     assert seven.name == "divisible-by-7" and seven.k == 7
     assert seven().label((7, 14, 0)) == 1
     assert seven().label((1, 8)) == 0
     assert seven().label((7, 8)) is None
-    assert builtin.DivisibleBy3.k == 3 and builtin.DivisibleBy5.k == 5
+    assert elementwise.DivisibleBy3.k == 3 and elementwise.DivisibleBy5.k == 5
     with pytest.raises(ValueError):
-        builtin.divisible_by(1)
+        elementwise.divisible_by(1)
 
 
 # ----------------------------------------------------------------------------------------- labels
@@ -232,14 +235,14 @@ def _check_sample(task: Task, seqs: list[tuple[int, ...]], n: int) -> None:
     assert [counts[i] for i in range(len(task.classes))] == _expected_counts(n, len(task.classes))
     for s in seqs:
         assert type(s) is tuple
-        assert builtin.MIN_LEN <= len(s) <= builtin.MAX_LEN
+        assert numbers.MIN_LEN <= len(s) <= numbers.MAX_LEN
         assert all(type(x) is int for x in s)
-        assert all(builtin.MIN_VALUE <= x <= builtin.MAX_VALUE for x in s)
+        assert all(numbers.MIN_VALUE <= x <= numbers.MAX_VALUE for x in s)
 
 
 def test_universe_constants() -> None:
-    assert (builtin.MIN_LEN, builtin.MAX_LEN) == (4, 6)
-    assert (builtin.MIN_VALUE, builtin.MAX_VALUE) == (0, 999)
+    assert (numbers.MIN_LEN, numbers.MAX_LEN) == (4, 6)
+    assert (numbers.MIN_VALUE, numbers.MAX_VALUE) == (0, 999)
 
 
 @task_params

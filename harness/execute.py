@@ -1,0 +1,151 @@
+"""``harness run`` as a function: plan the request, record the run, compute what is missing
+(in this process or on Ray), analyse, render the leaderboard. The CLI only parses and prints."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import ray_executor
+from harness.analysis import analyse
+from harness.api import HarnessError
+from harness.backfill import backfill
+from harness.plan import Plan, plan_request
+from harness.provenance import provenance
+from harness.registry import Registry
+from harness.report import leaderboard
+from harness.run import FailFast, Runner, Summary, pick_device
+from harness.samples import eval_sample_record
+from harness.selection import Request
+from harness.store import Store
+
+#: a progress display: entered with the number of cells, yields ``advance(n)``
+Progress = Callable[[int], contextlib.AbstractContextManager[Callable[[int], None]]]
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run a request (none of this changes a result)."""
+
+    store: str
+    out: str
+    device: str = "auto"
+    executor: str = "local"  # local | ray
+    ray_address: str | None = None
+    job_cpus: int | None = None
+    job_gpus: float | None = None
+    fail_fast: bool = False
+    plugins: list[str] = field(default_factory=list)  # --plugin files (for Ray workers)
+    argv: list[str] = field(default_factory=list)  # recorded with the run
+
+
+@dataclass
+class Outcome:
+    summary: Summary
+    leaderboard: Path
+    stopped: str | None = None  # the --fail-fast failure that stopped the run
+    devices: dict[str, int] = field(default_factory=dict)  # Ray: jobs per device
+
+
+@contextlib.contextmanager
+def _silent(total: int) -> Iterator[Callable[[int], None]]:
+    yield lambda n: None
+
+
+def check_writable_out(out: Path) -> None:
+    """Refuse before a run, not after it, a leaderboard path that cannot be written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise HarnessError(f"cannot write the leaderboard to {out}: {err.strerror} "
+                           f"({out.parent}); pass --out PATH") from None
+    if out.is_dir() or not os.access(out.parent, os.W_OK):
+        raise HarnessError(f"cannot write the leaderboard to {out}: not a writable file path; "
+                           "pass --out PATH")
+
+
+def open_store(path: str, registry: Registry, say: Callable[[str], None],
+               existing: bool = False) -> Store:
+    """The store at ``path`` (upgraded and backfilled if an earlier harness wrote it), with a
+    warning for damaged rows it dropped."""
+    store = Store.open_existing(path) if existing else Store(path)
+    try:
+        _upkeep(store, registry, say)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _upkeep(store: Store, registry: Registry, say: Callable[[str], None]) -> None:
+    if store.dropped:
+        say(f"warning: the store held {store.dropped} damaged rows; they were dropped and "
+            "`harness run` recomputes what they stood for")
+    for warning in backfill(store, registry):
+        say(f"warning: {warning}")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def execute(registry: Registry, request: Request, options: Options,
+            say: Callable[[str], None], progress: Progress = _silent) -> Outcome:
+    """Run ``request``: every usage error is raised (``HarnessError``) before any work."""
+    if options.executor != "ray" and options.ray_address:
+        raise HarnessError("--ray-address needs --executor ray")
+    if (options.job_cpus is not None and options.job_cpus < 1) or \
+            (options.job_gpus is not None and options.job_gpus < 0):
+        raise HarnessError("--job-cpus must be >= 1 and --job-gpus >= 0")
+    plan = plan_request(registry, request)
+    store = Store(options.store)  # validated before anything is printed: errors stay one line
+    try:
+        return _execute(registry, request, options, say, progress, plan, store)
+    finally:
+        store.close()
+
+
+def _execute(registry: Registry, request: Request, options: Options,
+             say: Callable[[str], None], progress: Progress, plan: Plan, store: Store
+             ) -> Outcome:
+    device = pick_device(options.device) if options.executor == "local" else options.device
+    ray_resources: dict[str, Any] = {}
+    if options.executor == "ray":  # each job picks its device on its worker
+        ray_resources = ray_executor.resources(options.ray_address, options.device,
+                                               options.job_cpus, options.job_gpus)
+    check_writable_out(Path(options.out))
+    store.sweep_temporary()
+    _upkeep(store, registry, say)
+    for what, why in plan.skipped:
+        say(f"skipped: {what}: {why}")
+    commit, packages = provenance()
+    run_id = store.start_run(options.argv, plan.profile.name,
+                             list(range(plan.seed, plan.seed + request.seeds)), commit,
+                             packages, _now())
+    store.put_eval_samples([eval_sample_record(t, plan.profile.name, plan.seed, run_id)
+                            for t in plan.tasks])
+    outcome = Outcome(Summary(), Path(options.out))
+    with progress(len(plan.cells)) as advance:
+        runner = Runner(plan, store, run_id, device, options.fail_fast, advance)
+        try:
+            if options.executor == "ray":
+                spec = ray_executor.job_spec(request, options.store, options.device,
+                                             options.fail_fast, options.plugins, run_id,
+                                             ray_resources)
+                outcome.devices = dict(ray_executor.run_on_ray(runner, spec))
+            else:
+                runner.run()
+        except FailFast as err:
+            outcome.stopped = str(err)
+        outcome.summary = runner.summary
+    if outcome.stopped is None:
+        analyse(plan, store, run_id)  # CKA to the base, what else is encoded: from the store
+    store.finish_run(run_id, _now())
+    leaderboard.write(store, outcome.leaderboard, plan.profile.name, plan.seed,
+                      {v.key for v in plan.variants})
+    return outcome

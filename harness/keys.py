@@ -1,0 +1,117 @@
+"""Every content key in one place: what a stored thing is keyed by decides when it is reused.
+
+A key is a hash of the identities (name, version, parameters) of the components that made the
+thing, the keys of what it was made from, the profile and the seeds. Changing any formula here
+changes the keys of existing stores, and every stored result would then be recomputed: the
+formulas are frozen (``tests/test_store_v1.py`` checks them against a store written by an
+earlier harness).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from harness.params import params_of
+
+if TYPE_CHECKING:
+    from harness.api import Adapter, Encoder, Merge, Metric, Profile, Task
+
+
+def content_hash(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def identity(obj: Any) -> dict[str, Any]:
+    """What a component contributes to a content hash."""
+    return {"name": obj.name, "version": str(obj.version), "params": params_of(obj)}
+
+
+def seed_of(*parts: Any) -> int:
+    """A 48-bit seed drawn from ``parts`` (for random streams that must not depend on order)."""
+    return int(content_hash(*parts)[:12], 16)
+
+
+def sample_seed(seed: int, *parts: str) -> int:
+    """The seed of one sample stream (eval, train, valid, a shuffle) of one task."""
+    return seed_of("rng", seed, *parts)
+
+
+def eval_key(task: Task, profile: Profile, seed: int) -> str:
+    """The key of a task's evaluation sample."""
+    return content_hash("eval", identity(task), profile.eval_size, seed)
+
+
+def pool_key(eval_keys: list[str]) -> str:
+    """The key of a run's evaluation pool (its tasks' eval samples, in order)."""
+    return content_hash("pool", eval_keys)
+
+
+def encoder_key(encoder: Encoder) -> str:
+    """One key per distinct encoder (a backbone load)."""
+    return content_hash(identity(encoder))
+
+
+def base_key(encoder: Encoder) -> str:
+    """The content key of an encoder's base variant (no adapter, no merge)."""
+    return content_hash("variant", identity(encoder), None, None)
+
+
+def train_key(encoder: Encoder, adapter: Adapter, task: Task, seed: int, eval_seed: int,
+              profile: Profile) -> str:
+    """The content key of one training run (its checkpoints are stored under it)."""
+    return content_hash("train", identity(encoder), identity(adapter), identity(task), seed,
+                        eval_seed, dataclasses.asdict(profile))
+
+
+def variant_key(encoder: Encoder, train: str, merge: Merge | None) -> str:
+    """A trained variant: its first training run's key and its merge (None: unmerged)."""
+    return content_hash("variant", identity(encoder), train,
+                        identity(merge) if merge else None)
+
+
+def cell_key(variant: str, eval_sample: str) -> str:
+    return content_hash("cell", variant, eval_sample)
+
+
+def metric_key(metric: Metric) -> str:
+    return content_hash(identity(metric))
+
+
+def embedding_key(variant: str, eval_sample: str) -> str:
+    """The content key of a variant's embeddings of an eval sample (``eval_key``)."""
+    return content_hash("emb", variant, eval_sample)
+
+
+def metric_seed(eval_sample: str, metric: str) -> int:
+    """A metric's random stream on one eval sample: the same for every variant (paired
+    comparisons), so equal embeddings get equal scores."""
+    return seed_of(eval_sample, metric)
+
+
+def scorer_seed(variant: str) -> int:
+    """The random stream of a merge's held-out scorer."""
+    return seed_of("score", variant)
+
+
+def analysis_seed(variant: str, pool: str) -> int:
+    return int(content_hash("analysis", variant, pool)[:8], 16)
+
+
+def weights_key(encoder: Encoder, base: dict[str, Any], applied: dict[str, Any]) -> str:
+    """The content key of an encoder's weights with ``applied`` loaded over ``base``: its
+    identity plus the bytes of every applied tensor that differs from the base one. Equal
+    weights get equal keys whichever merge made them; the base model's key has no tensors."""
+    import torch
+
+    digest = hashlib.sha256(base_key(encoder).encode())
+    for name in sorted(applied):
+        tensor = applied[name].detach().cpu().contiguous()
+        if torch.equal(tensor, base[name]):
+            continue
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
+    return "weights-" + digest.hexdigest()[:20]

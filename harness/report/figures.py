@@ -1,0 +1,130 @@
+"""The figures the leaderboard's analyses are made of: gains over the base, off-task change,
+balance and the best marks. Pure functions of loaded rows.
+
+Definitions, on the *primary* metric and in its direction (so that positive is always better:
+a lower-is-better metric's change is base − variant):
+
+- on-task: the variant's score on its train task; off-task: its mean over the other eval tasks;
+- gain = on-task(variant) − on-task(base); off-task change = off-task(variant) − off-task(base),
+  the base's off-task mean taken over the same tasks;
+- balance = (gain + off-task change) / 2: what training bought on its task, net of what it cost
+  everywhere else, equally weighted.
+
+Every figure carries paired bootstrap draws (``harness.report.stats``) where the metric has
+per-row values; a comparison counts only where its 95% interval excludes zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from harness.report.rows import Row
+from harness.report.stats import Bootstrap, Estimate, mean_of
+
+
+class Figures:
+    def __init__(self, rows: list[Row], tasks: list[str], metrics: list[str], seed: int,
+                 primary: str, higher: dict[str, bool] | None = None):
+        self.rows, self.tasks, self.metrics = rows, tasks, metrics
+        self.boot = Bootstrap(seed)
+        self.primary = primary
+        self.higher = higher or {}
+        self.bases = {r.encoder: r for r in rows if not r.trained}
+        self._scores: dict[tuple[int, str, str], Estimate] = {}
+
+    def direction(self, metric: str) -> float:
+        """+1 where higher is better, -1 where lower is."""
+        return 1.0 if self.higher.get(metric, True) else -1.0
+
+    def score(self, row: Row, task: str, metric: str) -> Estimate:
+        """A row's figure on one task, with its draws (computed once: every other figure and
+        every comparison is built from these)."""
+        key = (id(row), task, metric)
+        if key not in self._scores:
+            per_seed = row.samples.get((task, metric))
+            if per_seed and len(per_seed) == len(row.values.get((task, metric), [])):
+                found = mean_of([self.boot.estimate(task, v) for v in per_seed])
+            else:
+                values = [v for v in row.values.get((task, metric), []) if math.isfinite(v)]
+                found = Estimate(float(np.mean(values)) if values else math.nan)
+            self._scores[key] = found
+        return self._scores[key]
+
+    def over(self, row: Row, tasks: list[str], metric: str) -> Estimate:
+        return mean_of([self.score(row, t, metric) for t in tasks])
+
+    def others(self, row: Row) -> list[str]:
+        return [t for t in self.tasks if t != row.train_task]
+
+    def change(self, row: Row, base: Row, task: str, metric: str | None = None) -> float:
+        """How much better ``row`` is than ``base`` on one task, in the metric's direction."""
+        metric = metric or self.primary
+        return self.direction(metric) * (self.score(row, task, metric).value
+                                         - self.score(base, task, metric).value)
+
+    def on_task(self, row: Row, metric: str | None = None) -> Estimate | None:
+        if row.train_task is None or row.train_task not in self.tasks:
+            return None
+        return self.score(row, row.train_task, metric or self.primary)
+
+    def off_task(self, row: Row, metric: str | None = None) -> Estimate:
+        return self.over(row, self.others(row), metric or self.primary)
+
+    def gain(self, row: Row) -> Estimate | None:
+        base, on = self.bases.get(row.encoder), self.on_task(row)
+        if base is None or on is None:
+            return None
+        return (on - self.score(base, str(row.train_task), self.primary)).scaled(
+            self.direction(self.primary))
+
+    def off_change(self, row: Row) -> Estimate | None:
+        base = self.bases.get(row.encoder)
+        if base is None or row.train_task is None:
+            return None
+        others = self.others(row)
+        return (self.off_task(row) - self.over(base, others, self.primary)).scaled(
+            self.direction(self.primary))
+
+    def balance(self, row: Row) -> Estimate | None:
+        gain, off = self.gain(row), self.off_change(row)
+        if gain is None or off is None:
+            return None
+        return (gain + off).scaled(0.5)
+
+    def best_marks(self) -> dict[int, str]:
+        """Per encoder and train task, the variant with the best balance (★) and those whose
+        paired interval against it includes zero (≈★: the run cannot separate them)."""
+        marks: dict[int, str] = {}
+        groups: dict[tuple[str, str], list[Row]] = {}
+        for row in self.rows:
+            if row.train_task is not None:
+                groups.setdefault((row.encoder, row.train_task), []).append(row)
+        for members in groups.values():
+            scored = [(b, r) for r in members if (b := self.balance(r)) is not None
+                      and math.isfinite(b.value)]
+            if len(scored) < 2:
+                continue
+            top_b, top = max(scored, key=lambda pair: pair[0].value)
+            marks[id(top)] = "★"
+            for b, r in scored:
+                if r is not top and (top_b - b).sign() == 0:
+                    marks[id(r)] = "≈★"
+        return marks
+
+
+def verdict(signs: list[int]) -> str:
+    if signs and all(s > 0 for s in signs):
+        return "supported"
+    if any(s < 0 for s in signs):
+        return "not supported"
+    return "inconclusive"
+
+
+def fmt_est(e: Estimate | None, signed: bool = False) -> str:
+    if e is None or not math.isfinite(e.value):
+        return "n/a"
+    text = f"{e.value:+.3f}" if signed else f"{e.value:.3f}"
+    ci = e.interval()
+    return f"{text} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else text

@@ -1,0 +1,161 @@
+"""The claims of the paper (arXiv 2511.21703), judged on a run's figures.
+
+This is the one module of the core that names built-in components, and it says so here: the
+paper's protocol is about particular methods (SLERP against soup and no merge; silhouette and
+probe accuracy), so its claims, the metrics the headline prefers and the order and panels the
+leaderboard shows them in are stated in their names. Everything else in ``harness/`` reads what
+components declare about themselves (family, ``from_scratch``, ``parameter_efficient``,
+``interpolates``, ``control``, ``higher_is_better``, ``compositional``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from harness.report.figures import Figures, fmt_est, verdict
+from harness.report.rows import Row
+from harness.report.stats import Estimate, mean_of
+
+#: the headline's metric: the first of these the run has, else its first metric
+PRIMARY = ("silhouette", "probe-accuracy", "knn-accuracy")
+#: a second on-task column: the first of these the run has other than the primary
+SECOND = ("probe-accuracy", "knn-accuracy")
+#: claim 1's metric: the first of these the run has
+CLAIM1_METRICS = ("probe-accuracy", "knn-accuracy", "silhouette")
+#: the merges claim 3 compares and the projection plot shows beside the base and unmerged
+SLERP, SOUP = "slerp", "soup"
+PROJECTED = (SOUP, SLERP)
+#: the leaderboard lists merges in this order after the unmerged row, then the others by name
+MERGE_ORDER = (SOUP, "greedy-soup", SLERP, "linear")
+#: the order of the leaderboard's family rows (a group starting with one of these)
+GROUP_ORDER = ("non-LLM random init", "non-LLM from scratch", "non-LLM base",
+               "non-LLM fine-tuned", "LLM base", "LLM + LoRA", "LLM + ")
+MERGE_NOTE = ("*merge*: what the merge reported about itself, mean over seeds (`linear "
+              "fallback`: the fraction of tensors whose SLERP endpoints were so nearly parallel, "
+              "|cos| > 0.9995, that it interpolated linearly; at 1 that SLERP *is* averaging).")
+
+
+def primary_metric(metrics: list[str]) -> str:
+    return next((m for m in PRIMARY if m in metrics), metrics[0] if metrics else "")
+
+
+def second_metric(metrics: list[str], primary: str) -> str | None:
+    return next((m for m in SECOND if m in metrics and m != primary), None)
+
+
+def is_base(row: Row, family: str) -> bool:
+    """A pretrained encoder's base model of this family (not a random initialisation)."""
+    return not row.trained and row.family == family and not row.from_scratch
+
+
+def claims(fig: Figures, compositional: set[str]) -> list[tuple[str, str, list[str]]]:
+    return [claim1(fig, compositional), claim2(fig), claim3(fig)]
+
+
+def claim1(fig: Figures, compositional: set[str]) -> tuple[str, str, list[str]]:
+    title = ("LLM backbones capture higher-order, compositional numeric patterns better "
+             "than non-LLM encoders")
+    comp = [t for t in fig.tasks if t in compositional]
+    metric = next((m for m in CLAIM1_METRICS if m in fig.metrics), "")
+    llm = [r for r in fig.rows if is_base(r, "llm")]
+    other = [r for r in fig.rows if is_base(r, "non-llm")]
+    if not (comp and metric and llm and other):
+        return title, "not tested by this run", [
+            "needs an LLM base, a pretrained non-LLM base and a compositional eval task"]
+    lines, signs = [], []
+    for a in llm:
+        for b in other:
+            diff = (fig.over(a, comp, metric) - fig.over(b, comp, metric)).scaled(
+                fig.direction(metric))
+            signs.append(diff.sign())
+            lines.append(f"{a.encoder} − {b.encoder}, base models, mean `{metric}` over "
+                         f"{', '.join(comp)}: {fmt_est(diff, signed=True)}")
+    return title, verdict(signs), lines
+
+
+def claim2(fig: Figures) -> tuple[str, str, list[str]]:
+    title = "LoRA adapters dominate the representation and degrade balanced generalization"
+    lora = [r for r in fig.rows if r.trained and not r.merged and r.family == "llm"
+            and r.parameter_efficient]
+    if not lora or not all(r.encoder in fig.bases for r in lora):
+        return title, "not tested by this run", ["needs an LLM trained with lora"]
+    gain = mean_of([g for r in lora if (g := fig.gain(r)) is not None])
+    off = mean_of([o for r in lora if (o := fig.off_change(r)) is not None])
+    cka = [r.cka for r in lora if r.cka]
+    groups = " / ".join(sorted({r.group for r in lora}))
+    lines = [f"on-task gain in `{fig.primary}` (mean over {len(lora)} {groups} "
+             f"variants): {fmt_est(gain, signed=True)}",
+             f"off-task change in `{fig.primary}`: {fmt_est(off, signed=True)}"]
+    if cka:
+        mean = [float(np.mean([c[i] for c in cka])) for i in range(3)]
+        lines.append(f"linear CKA to the base model: {mean[0]:.3f} [{mean[1]:.2f}, "
+                     f"{mean[2]:.2f}] (1 = unchanged geometry)")
+    signs = [gain.sign(), -off.sign()]  # gain up and off-task down support it
+    return title, verdict(signs), lines
+
+
+def _same_run(fig: Figures, row: Row) -> list[Row]:
+    return [r for r in fig.rows
+            if (r.encoder, r.adapter, r.train_task) == (row.encoder, row.adapter, row.train_task)]
+
+
+def claim3(fig: Figures) -> tuple[str, str, list[str]]:
+    title = ("SLERP recovers the base model's structure while keeping most of the task "
+             "gain, with a better trade-off than soup or no merge")
+    trios = []
+    for row in fig.rows:
+        if row.trained and row.family == "llm" and row.merged and row.merge == SLERP:
+            same = _same_run(fig, row)
+            none = next((r for r in same if not r.merged), None)
+            soup = next((r for r in same if r.merged and r.merge == SOUP), None)
+            if none and soup and all(fig.gain(r) is not None for r in (row, soup, none)):
+                trios.append((row, soup, none))  # (no gain: not evaluated on its task)
+    if not trios:
+        return title, "not tested by this run", [
+            "needs an LLM trained with an adapter and merged with `slerp` and `soup`"]
+
+    def gain(row: Row) -> Estimate:  # never None here: each trio has its gains
+        return fig.gain(row) or Estimate(math.nan)
+
+    def balance(row: Row) -> Estimate:
+        return fig.balance(row) or Estimate(math.nan)
+
+    def avg(f: Callable[[tuple[Row, Row, Row]], Estimate]) -> Estimate:
+        return mean_of([f(t) for t in trios])
+
+    cka_s = [t[0].cka for t in trios if t[0].cka]
+    cka_n = [t[2].cka for t in trios if t[2].cka]
+    kept = avg(lambda t: gain(t[0]) - gain(t[2]).scaled(0.5))
+    vs_soup = avg(lambda t: balance(t[0]) - balance(t[1]))
+    vs_none = avg(lambda t: balance(t[0]) - balance(t[2]))
+    gain_s, gain_n = avg(lambda t: gain(t[0])), avg(lambda t: gain(t[2]))
+    signs = [kept.sign(), vs_soup.sign(), vs_none.sign()]
+    lines = []
+    if cka_s and len(cka_s) == len(cka_n):
+        s = [float(np.mean([c[i] for c in cka_s])) for i in range(3)]
+        n = [float(np.mean([c[i] for c in cka_n])) for i in range(3)]
+        signs.append(1 if s[1] > n[2] else -1 if s[2] < n[1] else 0)
+        lines.append(f"structure: CKA to the base, SLERP {s[0]:.3f} [{s[1]:.2f}, {s[2]:.2f}]"
+                     f" vs unmerged {n[0]:.3f} [{n[1]:.2f}, {n[2]:.2f}]")
+    ratio = gain_s.value / gain_n.value if gain_n.value else math.nan
+    lines += [f"task gain kept: SLERP {fmt_est(gain_s, signed=True)} vs unmerged "
+              f"{fmt_est(gain_n, signed=True)} ({ratio:.0%} kept; \"most\" = over half: "
+              f"SLERP gain − half the unmerged gain {fmt_est(kept, signed=True)})",
+              f"balance, SLERP − soup: {fmt_est(vs_soup, signed=True)}",
+              f"balance, SLERP − unmerged: {fmt_est(vs_none, signed=True)}"]
+    controls = []
+    for slerp_row, _, _ in trios:
+        wanted = slerp_row.roles.get("control")
+        control = next((r for r in _same_run(fig, slerp_row)
+                        if wanted and r.merged and r.merge == wanted), None)
+        if control is not None:
+            controls.append(balance(slerp_row) - balance(control))
+    if len(controls) == len(trios):  # context, not part of the verdict
+        lines.append(f"balance, SLERP − its {trios[0][0].roles.get('control')} control at the "
+                     f"same t: {fmt_est(mean_of(controls), signed=True)} (zero when every "
+                     "tensor fell back to linear: that SLERP *is* the linear merge)")
+    lines.append(f"over {len(trios)} LLM training run(s); mean over them")
+    return title, verdict(signs), lines

@@ -1,0 +1,150 @@
+"""The leaderboard's rows: one per variant aggregated over training seeds, loaded from a store
+through its named reads (``ResultsReader``) alone."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.store.records import ResultsReader, ScoreRecord, VariantRecord
+
+
+@dataclass
+class Row:
+    """One variant aggregated over seeds."""
+
+    group: str
+    encoder: str
+    adapter: str
+    train_task: str | None
+    merge: str
+    family: str = ""
+    #: trained (an adapter applied); False for an encoder's base model
+    trained: bool = False
+    #: merged (a merge applied); False for the unmerged final checkpoint and for bases
+    merged: bool = False
+    #: what the components declared (``plan.roles_of``)
+    roles: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    variants: set[str] = field(default_factory=set)
+    # (task, metric) -> values over seeds; per-row values over seeds where the metric has them
+    values: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    samples: dict[tuple[str, str], list[np.ndarray]] = field(default_factory=dict)
+    cka: tuple[float, float, float] | None = None  # (value, low, high), mean over seeds
+    encoded: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        parts = [self.encoder]
+        if self.train_task:
+            parts.append(f"{self.adapter}@{self.train_task}")
+        if self.merged:
+            parts.append(self.merge)
+        return " + ".join(parts)
+
+    @property
+    def merge_kind(self) -> str:
+        """The merge's name ("" when unmerged)."""
+        return self.merge.split(":", 1)[0] if self.merged else ""
+
+    @property
+    def from_scratch(self) -> bool:
+        return bool(self.roles.get("from_scratch"))
+
+    @property
+    def parameter_efficient(self) -> bool:
+        return bool(self.roles.get("parameter_efficient"))
+
+
+@dataclass
+class Loaded:
+    rows: list[Row]
+    tasks: list[str]
+    metrics: list[str]
+    #: metric label -> higher is better (as stored with its scores; True where not recorded)
+    higher: dict[str, bool]
+
+
+def _row(v: VariantRecord) -> Row:
+    return Row(v.group, v.encoder, v.adapter, v.train_task, v.merge, v.family,
+               trained=v.info.get("adapter") is not None,
+               merged=v.info.get("merge") is not None, roles=dict(v.roles))
+
+
+def load_rows(store: ResultsReader, profile: str, seed: int, only: set[str] | None = None
+              ) -> Loaded:
+    """The rows of a profile and eval seed, unordered; ``only``: these variant keys."""
+    variants = store.variants()
+    rows: dict[tuple, Row] = {}
+    by_variant: dict[str, Row] = {}
+    tasks: set[str] = set()
+    metrics: set[str] = set()
+    higher: dict[str, bool] = {}
+    cells: dict[tuple[str, str], tuple[Row, str, str]] = {}
+    latest: dict[tuple[str, str], ScoreRecord] = {}  # (cell, metric): a newer one replaces
+    for s in store.scores(profile, seed):
+        if s.variant in variants and (only is None or s.variant in only):
+            latest[(s.cell, s.metric)] = s
+    for s in sorted(latest.values(), key=lambda s: (
+            variants[s.variant].seed if variants[s.variant].seed is not None else -1,
+            s.cell, s.metric)):
+        v = variants[s.variant]
+        row = rows.setdefault((v.encoder, v.adapter, v.train_task, v.merge), _row(v))
+        if v.seed is not None and v.seed not in row.seeds:
+            row.seeds.append(v.seed)
+        row.variants.add(s.variant)
+        by_variant[s.variant] = row
+        row.values.setdefault((s.task, s.metric), []).append(s.value)
+        cells[(s.cell, s.metric_key)] = (row, s.task, s.metric)
+        tasks.add(s.task)
+        metrics.add(s.metric)
+        if s.higher_is_better is not None:
+            higher.setdefault(s.metric, s.higher_is_better)
+    for (cell, mk), values in sorted(store.samples({c for c, _ in cells}).items()):
+        if (cell, mk) in cells:
+            row, task, metric = cells[(cell, mk)]
+            row.samples.setdefault((task, metric), []).append(values)
+    _add_analyses(store, profile, seed, by_variant, sorted(tasks))
+    return Loaded(list(rows.values()), sorted(tasks), sorted(metrics),
+                  {m: higher.get(m, True) for m in sorted(metrics)})
+
+
+def _add_analyses(store: ResultsReader, profile: str, seed: int, by_variant: dict[str, Row],
+                  tasks: list[str]) -> None:
+    task_set = json.dumps(tasks)
+    cka: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    enc: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for a in store.analyses(profile, seed):
+        if a.variant not in by_variant or json.dumps(sorted(a.tasks)) != task_set:
+            continue  # analysed on another pool than the one shown
+        if a.kind == "cka":
+            cka[a.variant].append((a.value, a.lo, a.hi))
+        else:
+            enc[(a.variant, a.name)].append(a.value)
+    for variant, row in by_variant.items():
+        if variant in cka and row.cka is None:
+            found = [c for v in sorted(row.variants) for c in cka.get(v, [])]
+            row.cka = (statistics.fmean(c[0] for c in found),
+                       statistics.fmean(c[1] for c in found),
+                       statistics.fmean(c[2] for c in found))
+    for (variant, name), values in enc.items():
+        by_variant[variant].encoded.setdefault(name, values[0])
+
+
+def merge_note(row: Row, stats: dict[str, dict[str, float]]) -> str:
+    """What a merge reported about itself (mean over seeds), e.g. SLERP's linear fallback;
+    "—" when it reported nothing."""
+    found = [stats[v] for v in sorted(row.variants) if v in stats]
+    if not found:
+        return "—"
+    parts = []
+    for k in sorted({k for s in found for k in s}):
+        values = [s[k] for s in found if k in s and math.isfinite(s[k])]
+        parts.append(f"{k} {statistics.fmean(values):.3g}" if values else f"{k} n/a")
+    return ", ".join(parts)

@@ -1,0 +1,163 @@
+"""The leaderboard's sections below the headline: train × eval matrices, what else is encoded,
+every metric on every task, notes and failed cells, and the reproducibility block."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from tabulate import tabulate
+
+from harness.report.figures import Figures
+from harness.report.rows import Row
+from harness.store.records import ResultsReader
+
+
+def md(text: object) -> str:
+    """Escape a plugin-provided string for a markdown table cell."""
+    s = str(text).replace("\\", "\\\\").replace("|", "\\|")
+    return " ".join(s.split())
+
+
+def arrow(metric: str, higher: bool) -> str:
+    return f"{metric} {'↑' if higher else '↓'}"
+
+
+def fmt(values: list[float]) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "n/a"
+    mean = statistics.fmean(finite)
+    if len(finite) > 1:
+        return f"{mean:.3f} ± {statistics.stdev(finite):.3f}"
+    return f"{mean:.3f}"
+
+
+def _table(body: list[list[str]], header: list[str]) -> str:
+    return tabulate(body, header, tablefmt="github", disable_numparse=True)
+
+
+def matrices(fig: Figures) -> list[str]:
+    groups: dict[tuple[str, str, str], dict[str, Row]] = {}
+    for row in fig.rows:
+        if row.train_task is not None and row.encoder in fig.bases:
+            groups.setdefault((row.encoder, row.adapter, row.merge if row.merged else ""),
+                              {})[row.train_task] = row
+    if not groups:
+        return []
+    direction = "" if fig.direction(fig.primary) > 0 else \
+        " (lower is better, so a positive change is base − variant)"
+    out = ["## Train task × eval task", "",
+           f"Change in `{md(fig.primary)}` against the base model{direction}, for each train "
+           "task (rows) on each eval task (columns). The diagonal is the gain; the rest is what "
+           "training on one task did to the others (adapter dominance shows as a bright "
+           "diagonal and negative elsewhere).", ""]
+    for (encoder, adapter, merge), by_task in groups.items():
+        base = fig.bases[encoder]
+        name = f"{encoder} + {adapter}" + (f" + {merge}" if merge else "")
+        out += [f"### {md(name)}", ""]
+        body = []
+        for train in sorted(by_task):
+            cells = []
+            for t in fig.tasks:
+                d = fig.change(by_task[train], base, t)
+                text = f"{d:+.3f}" if math.isfinite(d) else "n/a"
+                cells.append(f"**{text}**" if t == train else text)
+            body.append([md(train)] + cells)
+        out += [_table(body, ["train \\ eval"] + [md(t) for t in fig.tasks]), ""]
+    return out
+
+
+def encoded(rows: list[Row], tasks: list[str]) -> list[str]:
+    with_data = [r for r in rows if r.encoded]
+    if not with_data:
+        return []
+    names = [t for t in tasks if any(t in r.encoded for r in with_data)]
+    names += sorted({n for r in with_data for n in r.encoded} - set(names))
+    out = ["## What else is encoded", "",
+           "Adjusted mutual information between k-means clusters of each variant's embeddings "
+           "of the whole evaluation pool (k = the attribute's number of values) and every "
+           "task's labels (where the task applies) or a nuisance attribute of the sequence "
+           "(`length`, `magnitude`: tercile of its largest element, `leading digit` of its "
+           "first element). 0 = chance, 1 = the clusters are the attribute.", ""]
+    by_encoder: dict[str, list[Row]] = defaultdict(list)
+    for row in with_data:
+        by_encoder[row.encoder].append(row)
+    for encoder, members in by_encoder.items():
+        out += [f"### {md(encoder)}", ""]
+        body = [[md(r.name)] + [f"{r.encoded[n]:.2f}" if math.isfinite(r.encoded.get(n, math.nan))
+                                else "n/a" for n in names] for r in members]
+        out += [_table(body, ["variant"] + [md(n) for n in names]), ""]
+    return out
+
+
+def every_metric(rows: list[Row], tasks: list[str], metrics: list[str],
+                 higher: dict[str, bool]) -> list[str]:
+    out = ["## Every metric on every eval task", "",
+           "`a ± b`: the mean ± standard deviation over seeds.", ""]
+    for m in metrics:
+        out += [f"### {md(arrow(m, higher.get(m, True)))}", ""]
+        body = [[md(row.name)] + [fmt(row.values.get((t, m), [])) for t in tasks]
+                for row in rows]
+        out += [_table(body, ["variant"] + [md(t) for t in tasks]), ""]
+    return out
+
+
+def notes(store: ResultsReader, profile: str, seed: int, only: set[str] | None) -> list[str]:
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for s in store.scores(profile, seed):
+        if s.note and (only is None or s.variant in only):
+            counts[(s.metric, s.note)] += 1
+    variants = store.variants()
+    failures = [f for f in store.failures(profile, seed) if f.variant in variants
+                and (only is None or f.variant in only)]
+    failures.sort(key=lambda f: (variants[f.variant].encoder, variants[f.variant].adapter,
+                                 variants[f.variant].train_task or "",
+                                 variants[f.variant].merge, f.task))
+    out: list[str] = []
+    if counts:
+        out += ["## Notes", ""] + [f"- `{md(m)}` n/a in {c} cells: {md(t)}"
+                                   for (m, t), c in sorted(counts.items())] + [""]
+    if failures:
+        out += ["## Failed cells", ""]
+        for f in failures:
+            v = variants[f.variant]
+            first = f.error.splitlines()[0] if f.error else ""
+            out.append(f"- {md(v.encoder)} {md(v.adapter)}@{md(v.train_task)} "
+                       f"{md(v.merge)} on {md(f.task)}: {md(first)}")
+        out.append("")
+    return out
+
+
+def source_hash() -> str:
+    """A hash of the harness's own source (core, built-in plugins and tasks)."""
+    import harness
+    import harness.plugins
+    import harness.tasks
+
+    digest = hashlib.sha256()
+    for package in (harness, harness.plugins, harness.tasks):
+        root = Path(str(package.__file__)).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def reproducibility(store: ResultsReader, profile: str, seed: int, rows: list[Row]
+                    ) -> list[str]:
+    latest = store.latest_run(profile)
+    packages = latest.packages if latest else {}
+    seeds = sorted({s for r in rows for s in r.seeds})
+    return ["## Reproducibility", "",
+            f"- profile `{md(profile)}`, evaluation seed {seed}, training seeds "
+            f"{', '.join(map(str, seeds)) or '—'}",
+            f"- harness source hash `{source_hash()}` (core, built-in plugins and tasks)",
+            "- packages: " + ", ".join(f"{md(k)} {md(v)}" for k, v in sorted(packages.items())),
+            "- regenerate: `make run` (or `harness run --all`), then compare with `git diff "
+            "leaderboard/`",
+            "- the git commit and wall time of each run are in the store's `runs` table; they "
+            "differ between otherwise identical runs, so this page, which must come out byte for "
+            "byte the same, leaves them out", ""]

@@ -1,0 +1,85 @@
+"""What a run asks for, as plain strings, and the components that stands for.
+
+A ``Request`` is everything ``harness run`` was told (component specs ``name[:k=v,...]`` per
+kind, train tasks, ``--all``, profile, seeds): plain data, so a Ray worker rebuilds the same
+plan from it. ``select`` turns it into component instances against a registry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.api import KINDS, Adapter, Encoder, HarnessError, Merge, Metric, Task
+from harness.params import expand, parse_spec
+from harness.registry import SINGULAR, Registry
+
+
+@dataclass(frozen=True)
+class Request:
+    encoders: list[str] = field(default_factory=list)
+    adapters: list[str] = field(default_factory=list)
+    merges: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    train_tasks: list[str] = field(default_factory=list)
+    all: bool = False
+    profile: str = "quick"
+    seed: int = 0
+    seeds: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Request:
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+
+@dataclass
+class Selection:
+    encoders: list[Encoder]
+    adapters: list[Adapter]
+    merges: list[Merge]
+    tasks: list[Task]  # eval tasks
+    metrics: list[Metric]
+    train_tasks: list[Task] | None = None  # None: the eval tasks
+
+
+def instances(reg: Registry, kind: str, specs: list[str]) -> list[Any]:
+    """The components ``name[:k=v,...]`` specs stand for, sweeps expanded, duplicates dropped."""
+    items: list[Any] = []
+    for text in specs:
+        name, raw = parse_spec(text)
+        for item in expand(reg.get(kind, name), SINGULAR[kind], raw):
+            if item not in items:
+                items.append(item)
+    return items
+
+
+def select(reg: Registry, request: Request) -> Selection:
+    """A kind not named takes every component of that kind marked ``in_all``."""
+    given = {kind: getattr(request, kind) for kind in KINDS}
+    if not request.all and not any(given.values()):
+        raise HarnessError("nothing selected; pass --all, or --encoder/--adapter/--merge/"
+                           "--task/--metric NAME")
+    chosen: dict[str, list[Any]] = {}
+    for kind in KINDS:
+        if given[kind]:
+            chosen[kind] = instances(reg, kind, given[kind])
+        else:
+            chosen[kind] = [cls() for _, cls in sorted(reg.components[kind].items())
+                            if cls.in_all]
+    if request.all and reg.broken:
+        names = ", ".join(f"{p.name} ({p.distribution}): {p.error}" for p in reg.broken)
+        raise HarnessError(f"--all needs every plugin but some failed to load: {names}; fix "
+                           "or disable them with HARNESS_DISABLE_PLUGINS=NAME")
+    train: list[Task] | None
+    if request.train_tasks:
+        train = instances(reg, "tasks", request.train_tasks)
+    elif request.all and not given["tasks"]:
+        train = [t for t in chosen["tasks"] if t.trains_by_default]
+    else:
+        train = None
+    return Selection(**chosen, train_tasks=train)

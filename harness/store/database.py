@@ -1,0 +1,199 @@
+"""The results store: a SQLite database of runs, variants, scores and analyses beside the
+content-addressed artifact folder (``harness.store.artifacts``).
+
+    results.sqlite     runs, variants, scores, samples (per-row metric values), analyses,
+                       merge_stats, failures, eval_samples (see ``harness.store.schema``)
+    artifacts/         checkpoints and embeddings
+
+Each cell's scores (and per-row values) are committed in one transaction, so a cell is either
+wholly stored or recomputed. SQLite runs in WAL mode with a busy timeout, so two runs on one
+store do not corrupt it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.store import schema
+from harness.store.artifacts import Artifacts
+from harness.store.queries import Queries
+from harness.store.records import EvalSampleRecord, ScoreRow, VariantRecord, Where
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _insert_eval_samples(db: sqlite3.Connection, records: list[EvalSampleRecord]) -> None:
+    db.executemany("INSERT OR REPLACE INTO eval_samples (key, task, profile, eval_seed, run_id, "
+                   "info, sequences, labels) VALUES (?,?,?,?,?,?,?,?)",
+                   [(r.key, r.task, r.profile, r.eval_seed, r.run_id, _json(r.info),
+                     json.dumps([list(s) for s in r.sequences]), json.dumps(r.labels))
+                    for r in records])
+
+
+class Store(Artifacts, Queries):
+    """The artifacts and the SQLite database of cells, runs and analyses."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".write-probe-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as err:
+            raise HarnessError(f"store {self.root} is not writable ({err.strerror}); "
+                               "pass --store DIR with a writable folder") from None
+        self.db = sqlite3.connect(self.root / "results.sqlite", timeout=60,
+                                  isolation_level=None)
+        self.dropped = 0
+        found: str | None = None
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA busy_timeout=60000")
+            with self.transaction():
+                found = schema.stored_version(self.db)
+                if schema.readable(found):
+                    schema.create_or_upgrade(self.db, found)
+                    self.dropped = schema.drop_damaged(self.db)
+        except sqlite3.DatabaseError as err:
+            self.db.close()
+            raise HarnessError(f"store {self.root}: results.sqlite is damaged ({err}); move it "
+                               "aside and re-run (stored artifacts are reused), or pass "
+                               "another --store") from None
+        if not schema.readable(found):
+            self.db.close()
+            raise HarnessError(f"store {self.root} was written by an incompatible harness "
+                               f"(schema {found}, this one reads {schema.VERSION}); "
+                               "use another --store or delete it")
+
+    @classmethod
+    def open_existing(cls, root: str | Path) -> Store:
+        if not (Path(root) / "results.sqlite").is_file():
+            raise HarnessError(f"no results store at {root}; run `harness run` first "
+                               "or pass --store DIR")
+        return cls(root)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---------------------------------------------------------------------------- records
+
+    def start_run(self, argv: list[str], profile: str, seeds: list[int], commit: str,
+                  packages: dict[str, str], started: str) -> int:
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO runs (started, argv, profile, seeds, git_commit, "
+                             "packages) VALUES (?, ?, ?, ?, ?, ?)",
+                             (started, json.dumps(argv), profile, json.dumps(seeds), commit,
+                              json.dumps(packages, sort_keys=True)))
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, finished: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished=? WHERE id=?", (finished, run_id))
+
+    def put_variant(self, record: VariantRecord) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO variants (key, encoder, family, adapter, "
+                       "train_task, seed, merge, grp, profile, info, roles) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                       (record.key, record.encoder, record.family, record.adapter,
+                        record.train_task, record.seed, record.merge, record.group,
+                        record.profile, _json(record.info), _json(record.roles)))
+
+    def put_eval_samples(self, records: list[EvalSampleRecord]) -> None:
+        """The eval samples a run draws, with their tasks' declared flags."""
+        with self.transaction() as db:
+            _insert_eval_samples(db, records)
+
+    def put_analyses(self, variant: str, pool: str, tasks: list[str], profile: str,
+                     eval_seed: int, run_id: int,
+                     rows: list[tuple[str, str, float, float, float]]) -> None:
+        """(kind, name, value, low, high) rows of one variant on one pool, in one transaction."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO analyses (variant, pool, tasks, profile, "
+                           "eval_seed, run_id, kind, name, value, lo, hi) "
+                           "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                           [(variant, pool, json.dumps(tasks), profile, eval_seed, run_id,
+                             *row) for row in rows])
+
+    def put_merge_stats(self, variant: str, stats: dict[str, float]) -> None:
+        """Figures a merge reported about itself (e.g. SLERP's linear-fallback fraction)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO merge_stats (variant, stats) VALUES (?, ?)",
+                       (variant, json.dumps(stats, sort_keys=True)))
+
+    def put_scores(self, cell: str, variant: str, task: str, where: Where,
+                   scores: list[ScoreRow], samples: dict[str, np.ndarray] | None = None
+                   ) -> None:
+        """``scores``: one row per metric, stored in one transaction with ``samples`` (metric
+        key -> per-row values of metrics that decompose); ``where``: (profile, eval seed, run
+        id). A stored score clears the cell's failure."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO scores (cell, metric_key, variant, task, "
+                           "metric, value, note, profile, eval_seed, run_id, higher_is_better) "
+                           "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                           [(cell, mk, variant, task, label, value, note, *where, int(higher))
+                            for mk, label, value, note, higher in scores])
+            db.executemany("INSERT OR REPLACE INTO samples (cell, metric_key, n, data) "
+                           "VALUES (?,?,?,?)",
+                           [(cell, mk, len(v), np.asarray(v, dtype="<f4").tobytes())
+                            for mk, v in (samples or {}).items()])
+            db.execute("DELETE FROM failures WHERE cell=?", (cell,))
+
+    def put_failure(self, cell: str, variant: str, task: str, error: str,
+                    where: Where) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO failures (cell, variant, task, error, profile, "
+                       "eval_seed, run_id) VALUES (?,?,?,?,?,?,?)",
+                       (cell, variant, task, error, *where))
+
+    # ------------------------------------------------------------------- store upkeep
+
+    def backfill_pending(self) -> bool:
+        """Whether this store was upgraded from an older schema and still lacks the facts only
+        the installed plugins can tell (``harness.backfill``)."""
+        return self.db.execute("SELECT 1 FROM meta WHERE key='backfill'").fetchone() is not None
+
+    def backfill(self, roles: dict[str, dict[str, Any]], directions: dict[str, bool],
+                 samples: list[EvalSampleRecord], done: bool) -> None:
+        """Fill variants' roles (variant key -> roles), scores' directions (metric label ->
+        higher is better) and eval samples in one transaction; ``done``: nothing is left."""
+        with self.transaction() as db:
+            db.executemany("UPDATE variants SET roles=? WHERE key=?",
+                           [(_json(r), key) for key, r in roles.items()])
+            db.executemany("UPDATE scores SET higher_is_better=? WHERE metric=? AND "
+                           "higher_is_better IS NULL",
+                           [(int(h), metric) for metric, h in directions.items()])
+            _insert_eval_samples(db, samples)
+            if done:
+                db.execute("DELETE FROM meta WHERE key='backfill'")
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Raw SQL, for tests and ad-hoc inspection only: the harness itself reads through the
+        named methods of ``Queries``."""
+        self.db.row_factory = sqlite3.Row
+        try:
+            return list(self.db.execute(sql, args))
+        finally:
+            self.db.row_factory = None

@@ -1,0 +1,102 @@
+"""The tables of ``results.sqlite`` and the upgrade of older stores.
+
+Schema 2 (this harness) adds to schema 1: what each variant's components declared about
+themselves (``variants.roles``), each score's direction (``scores.higher_is_better``) and each
+task's evaluation sample with its declared flags (``eval_samples``), so that the leaderboard
+renders from the store alone. A schema-1 store is upgraded in place when it is opened: the
+columns and the table are added (nothing is recomputed) and the store is marked for a one-time
+backfill of those facts from the installed plugins (``harness.backfill``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+VERSION = 2
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started TEXT, finished TEXT, argv TEXT,
+    profile TEXT, seeds TEXT, git_commit TEXT, packages TEXT);
+CREATE TABLE IF NOT EXISTS variants (
+    key TEXT PRIMARY KEY, encoder TEXT, family TEXT, adapter TEXT, train_task TEXT,
+    seed INTEGER, merge TEXT, grp TEXT, profile TEXT, info TEXT, roles TEXT);
+CREATE TABLE IF NOT EXISTS scores (
+    cell TEXT, metric_key TEXT, variant TEXT, task TEXT, metric TEXT, value REAL, note TEXT,
+    profile TEXT, eval_seed INTEGER, run_id INTEGER, higher_is_better INTEGER,
+    PRIMARY KEY (cell, metric_key));
+CREATE TABLE IF NOT EXISTS samples (
+    cell TEXT, metric_key TEXT, n INTEGER, data BLOB, PRIMARY KEY (cell, metric_key));
+CREATE TABLE IF NOT EXISTS analyses (
+    variant TEXT, pool TEXT, tasks TEXT, profile TEXT, eval_seed INTEGER, run_id INTEGER,
+    kind TEXT, name TEXT, value REAL, lo REAL, hi REAL,
+    PRIMARY KEY (variant, pool, kind, name));
+CREATE TABLE IF NOT EXISTS merge_stats (variant TEXT PRIMARY KEY, stats TEXT);
+CREATE TABLE IF NOT EXISTS failures (
+    cell TEXT PRIMARY KEY, variant TEXT, task TEXT, error TEXT, profile TEXT,
+    eval_seed INTEGER, run_id INTEGER);
+CREATE TABLE IF NOT EXISTS eval_samples (
+    key TEXT PRIMARY KEY, task TEXT, profile TEXT, eval_seed INTEGER, run_id INTEGER,
+    info TEXT, sequences TEXT, labels TEXT);
+"""
+
+#: from schema N to N + 1 (appended columns keep the layout of a fresh store)
+UPGRADES = {
+    1: ["ALTER TABLE variants ADD COLUMN roles TEXT",
+        "ALTER TABLE scores ADD COLUMN higher_is_better INTEGER",
+        "INSERT OR REPLACE INTO meta VALUES ('backfill', 'pending')"],
+}
+
+#: rows that cannot have been written by this harness: never read, deleted, recomputed
+DAMAGED = {
+    "scores": "typeof(value) NOT IN ('real', 'integer', 'null') OR typeof(note) "
+              "NOT IN ('text', 'null') OR typeof(cell) != 'text' OR typeof(higher_is_better) "
+              "NOT IN ('integer', 'null') OR (cell, metric_key) IN "
+              "(SELECT cell, metric_key FROM samples WHERE typeof(data) != 'blob' OR "
+              "typeof(n) != 'integer' OR length(data) != 4 * n)",
+    "samples": "typeof(data) != 'blob' OR typeof(n) != 'integer' OR length(data) != 4 * n "
+               "OR (cell, metric_key) NOT IN (SELECT cell, metric_key FROM scores)",
+    "analyses": "(variant, pool) IN (SELECT variant, pool FROM analyses WHERE "
+                "typeof(value) NOT IN ('real', 'integer', 'null') OR typeof(lo) NOT IN "
+                "('real', 'integer', 'null') OR typeof(hi) NOT IN ('real', 'integer', "
+                "'null'))",
+}
+
+
+def stored_version(db: sqlite3.Connection) -> str | None:
+    """The schema a store was written with; None for a new (empty) database."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() \
+            is None:
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    return None if row is None else str(row[0])
+
+
+def readable(found: str | None) -> bool:
+    """This harness reads (or upgrades) a store of schema ``found``."""
+    return found is None or (found.isdigit() and min(UPGRADES) <= int(found) <= VERSION)
+
+
+def create_or_upgrade(db: sqlite3.Connection, found: str | None) -> None:
+    """Create what a new store lacks, or bring a ``readable`` older one to this schema."""
+    for statement in TABLES.strip().split(";"):
+        if statement.strip():
+            db.execute(statement)
+    if found is None:
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(VERSION),))
+        return
+    for version in range(int(found), VERSION):
+        for statement in UPGRADES[version]:
+            db.execute(statement)
+    db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(VERSION),))
+
+
+def drop_damaged(db: sqlite3.Connection) -> int:
+    """Delete damaged rows (a score that is not a number, a per-row blob of the wrong length
+    with its score, a variant's analyses with a damaged value) so that what they stood for is
+    recomputed; returns how many were dropped."""
+    dropped = 0
+    for table, where in DAMAGED.items():  # scores first: samples follow their score
+        dropped += db.execute(f"DELETE FROM {table} WHERE {where}").rowcount
+    return dropped

@@ -1,0 +1,184 @@
+"""The weights of a variant: train what is missing, load stored checkpoints, apply a merge.
+
+Each training run's checkpoints load (or train) once per process and stay cached while the
+variants that use them are computed; a variant's merged tensors are swapped into the loaded
+backbone for the duration of its embedding pass and the base tensors swapped back afterwards.
+Merges see plain tensors on the CPU: the base value of every tensor any ingredient changed, and
+every ingredient's value of each (a tensor an ingredient left alone holds its base value).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from harness import keys
+from harness.api import Backbone, Checkpoint, Merged, MetricUndefined, Scorer
+from harness.plan import Plan, Variant
+from harness.reference import NONE
+from harness.samples import train_sample, valid_sample
+from harness.store.records import RunStore
+
+
+class Weights:
+    """Checkpoints and merged weights for the variants of a plan."""
+
+    def __init__(self, plan: Plan, store: RunStore):
+        self.plan, self.store = plan, store
+        self._checkpoints: dict[str, list[Checkpoint]] = {}
+
+    def clear(self) -> None:
+        """Drop the cached checkpoints (after an encoder's variants are done)."""
+        self._checkpoints.clear()
+
+    @contextlib.contextmanager
+    def applied(self, backbone: Backbone, variant: Variant) -> Iterator[str]:
+        """Load the variant's (merged) weights into the backbone for the duration; yields the
+        content key of the weights applied (``keys.weights_key``)."""
+        if variant.adapter is None:
+            yield keys.weights_key(variant.encoder, {}, {})
+            return
+        ingredients = self._ingredients(backbone, variant)
+        current = backbone.weights()
+        names = sorted({k for ck in ingredients for k in ck})
+        # on the CPU, where checkpoints live: merges see one device whatever the backbone's
+        base = {k: current[k].detach().to("cpu", copy=True) for k in names}
+        ingredients = [{k: ck.get(k, base[k]) for k in names} for ck in ingredients]
+        if variant.merge is None:
+            merged: Any = ingredients[-1]
+        elif variant.merge.scored_by() is not None:
+            merged = variant.merge.merge(dict(base), ingredients,
+                                         score=self._scorer(backbone, variant, base))
+        else:
+            merged = variant.merge.merge(dict(base), ingredients)
+        if isinstance(merged, Merged):
+            self.store.put_merge_stats(variant.key, checked_stats(variant, merged.stats))
+            merged = merged.tensors
+        del ingredients
+        applied = checked_merge(variant, base, merged)
+        backbone.load_weights(applied)
+        try:
+            yield keys.weights_key(variant.encoder, base, applied)
+        finally:
+            backbone.load_weights(base)
+
+    def _ingredients(self, backbone: Backbone, variant: Variant) -> list[dict[str, Any]]:
+        """The checkpoints a variant's merge receives (its own run's stages by default)."""
+        over = variant.merge.ingredients()[0] if variant.merge else "stages"
+        runs = variant.runs
+        if not runs:
+            raise ValueError("a trained variant names its training runs")
+        used = {key for _, key in runs}
+        self._checkpoints = {k: v for k, v in self._checkpoints.items() if k in used}
+        out: list[dict[str, Any]] = []
+        for seed, key in runs:
+            checkpoints = self._get_checkpoints(backbone, variant, seed, key)
+            out += [ck.tensors for ck in (checkpoints if over != "seeds" else checkpoints[-1:])]
+        return out
+
+    def _get_checkpoints(self, backbone: Backbone, variant: Variant, seed: int,
+                         key: str) -> list[Checkpoint]:
+        if key in self._checkpoints:
+            return self._checkpoints[key]
+        stored = self.store.load_checkpoints(key)
+        if stored is not None:
+            checkpoints = [Checkpoint(c["stage"], c["seed"], c["tensors"]) for c in stored]
+        else:
+            checkpoints = self._train(backbone, variant, seed)
+            self.store.save_checkpoints(key, [{"stage": c.stage, "seed": c.seed,
+                                               "tensors": c.tensors} for c in checkpoints])
+        if not checkpoints:
+            name = variant.adapter.name if variant.adapter else "?"
+            raise ValueError(f"adapter {name!r} returned no checkpoints")
+        self._checkpoints[key] = checkpoints
+        return checkpoints
+
+    def _train(self, backbone: Backbone, variant: Variant, seed: int) -> list[Checkpoint]:
+        import torch
+
+        if variant.adapter is None or variant.train_task is None:
+            raise ValueError("only a variant with an adapter and a train task trains")
+        task, profile = variant.train_task, self.plan.profile
+        seqs = train_sample(task, profile, self.plan.seed)
+        ys = [int(task.label(s) or 0) for s in seqs]
+        snapshot = {k: v.detach().clone() for k, v in backbone.weights().items()}
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                checkpoints = variant.adapter.fit(backbone, seqs, ys, seed, profile)
+        finally:
+            backbone.load_weights(snapshot)
+        changed = []
+        for ck in checkpoints:  # keep only tensors that changed: merges see plain deltas
+            tensors = {k: v.detach().cpu() for k, v in ck.tensors.items()
+                       if k not in snapshot or not torch.equal(v.detach().cpu(),
+                                                               snapshot[k].cpu())}
+            changed.append(Checkpoint(ck.stage, ck.seed, tensors))
+        return changed
+
+    def _scorer(self, backbone: Backbone, variant: Variant, base: dict[str, Any]) -> Scorer:
+        """Held-out on-task score of candidate weights (the merge's metric, higher is better),
+        on a sample of the train task disjoint from its train and eval samples."""
+        if variant.merge is None or variant.train_task is None:
+            raise ValueError("only a merge of a trained variant is scored")
+        metric = self.plan.scorers[str(variant.merge.scored_by())]
+        task = variant.train_task
+        seqs = valid_sample(task, self.plan.profile, self.plan.seed)
+        y = np.array([task.label(s) for s in seqs])
+        rng_seed = keys.scorer_seed(variant.key)
+
+        def score(tensors: dict[str, Any]) -> float:
+            backbone.load_weights(checked_merge(variant, base, tensors))
+            try:
+                X = backbone.embed(seqs)
+            finally:
+                backbone.load_weights(base)
+            if not np.isfinite(X).all():
+                return -math.inf
+            try:
+                value = float(metric.score(X, y, np.random.default_rng(rng_seed)))
+            except MetricUndefined:
+                return -math.inf
+            if not math.isfinite(value):
+                return -math.inf
+            return value if metric.higher_is_better else -value
+
+        return score
+
+
+def checked_stats(variant: Variant, stats: Any) -> dict[str, float]:
+    name = variant.merge.name if variant.merge else NONE
+    try:
+        out = {str(k): float(v) for k, v in dict(stats).items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"merge {name!r} returned stats {stats!r}; expected a dict of "
+                         "name -> number") from None
+    return out
+
+
+def checked_merge(variant: Variant, base: dict[str, Any], merged: Any) -> dict:
+    """A merge's output as the base's tensors (names, shapes, dtypes), or a one-line error."""
+    name = variant.merge.name if variant.merge else NONE
+    if not isinstance(merged, dict):
+        raise ValueError(f"merge {name!r} returned {type(merged).__name__}; expected a dict of "
+                         "tensors or harness.api.Merged")
+    missing = sorted(set(base) - set(merged))
+    if missing:
+        raise ValueError(f"merge {name!r} returned no tensor for {missing[0]!r}; a merge "
+                         "returns a tensor for every name of base")
+    out = {}
+    for key, ref in base.items():
+        value = merged[key]
+        if not (hasattr(value, "shape") and hasattr(value, "to")):
+            raise ValueError(f"merge {name!r} returned {type(value).__name__} for {key!r}, "
+                             "expected a tensor")
+        if tuple(value.shape) != tuple(ref.shape):
+            raise ValueError(f"merge {name!r} returned shape {tuple(value.shape)} for {key!r}, "
+                             f"expected {tuple(ref.shape)}; a merge returns each base tensor's "
+                             "shape")
+        out[key] = value.to(dtype=ref.dtype)
+    return out

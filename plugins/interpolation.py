@@ -1,0 +1,147 @@
+"""Built-in merges that interpolate from the base toward the unmerged model: ``linear``
+(WiSE-FT) and ``slerp``, whose control it is (see ``merge_math`` for the notation)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+import torch
+
+from harness.api import Merge, Merged, PooledMerge, Scorer
+from harness.hookspecs import Register, hookimpl
+from harness.plugins.merge_math import Tensors, check_unit
+
+#: |cos| above this and SLERP falls back to linear interpolation (mergekit's DOT_THRESHOLD)
+PARALLEL = 0.9995
+
+
+@dataclass(frozen=True)
+class Linear(Merge):
+    """WiSE-FT / LERP toward the base: b + t·Δ_N (the control for every SLERP figure)."""
+
+    name: ClassVar[str] = "linear"
+    identity_on_one: ClassVar[bool] = False
+    interpolates: ClassVar[str] = "t"
+    t: float = field(default=0.5, metadata={"help": "0 = base, 1 = final checkpoint"})
+
+    def __post_init__(self) -> None:
+        check_unit("t", self.t)
+
+    def merge(self, base: Tensors, checkpoints: list[Tensors],
+              score: Scorer | None = None) -> Tensors:
+        # the very expression SLERP falls back to, so the two agree bit for bit there
+        return {k: ((1 - self.t) * b.double() + self.t * checkpoints[-1][k].double()).to(b.dtype)
+                for k, b in base.items()}
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> tuple[torch.Tensor, bool, float]:
+    """Spherical interpolation of two tensors (flattened): ``t = 0`` gives ``a``, ``t = 1``
+    gives ``b``. The angle comes from normalised copies; its weights apply to the unnormalised
+    tensors. Returns (result, fell back to linear, angle in radians)."""
+    x, y = a.double().flatten(), b.double().flatten()
+    nx, ny = torch.linalg.vector_norm(x), torch.linalg.vector_norm(y)
+    if nx == 0 or ny == 0:
+        return ((1 - t) * x + t * y).reshape(a.shape), True, 0.0
+    cos = float(torch.clamp(torch.dot(x, y) / (nx * ny), -1.0, 1.0))
+    theta = math.acos(cos)
+    if abs(cos) > PARALLEL:
+        return ((1 - t) * x + t * y).reshape(a.shape), True, theta
+    s = math.sin(theta)
+    out = (math.sin((1 - t) * theta) / s) * x + (math.sin(t * theta) / s) * y
+    return out.reshape(a.shape), False, theta
+
+
+_LAYER = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
+
+
+def layer_of(key: str) -> int | None:
+    """The layer index in a tensor name (``model.layers.12.self_attn...`` -> 12), if any."""
+    found = _LAYER.search(key)
+    return int(found.group(1)) if found else None
+
+
+def parse_schedule(text: str) -> list[float]:
+    anchors = []
+    for piece in text.split("+"):
+        try:
+            anchors.append(float(piece))
+        except ValueError:
+            raise ValueError(f"schedule {text!r}: {piece!r} is not a number; write anchors "
+                             "joined by '+', e.g. 0+0.5+1") from None
+    for value in anchors:
+        check_unit("every schedule anchor", value)
+    return anchors
+
+
+def scheduled_t(anchors: list[float], layer: int, depth: int) -> float:
+    """mergekit's gradient: anchors spread evenly from the first layer to the last,
+    linearly interpolated in between."""
+    if len(anchors) == 1 or depth <= 1:
+        return anchors[0]
+    pos = layer / (depth - 1) * (len(anchors) - 1)
+    i = min(int(pos), len(anchors) - 2)
+    return anchors[i] + (pos - i) * (anchors[i + 1] - anchors[i])
+
+
+@dataclass(frozen=True)
+class Slerp(PooledMerge):
+    """SLERP per tensor, |cos| > 0.9995 falling back to linear; reports how many fell back."""
+
+    name: ClassVar[str] = "slerp"
+    identity_on_one: ClassVar[bool] = False
+    interpolates: ClassVar[str] = "t"  # with between=base-final, its default
+    control: ClassVar[str] = Linear.name
+    t: float = field(default=0.5, metadata={"help": "0 = first endpoint, 1 = second"})
+    between: Literal["base-final", "checkpoints"] = field(default="base-final", metadata={
+        "help": "endpoints: base-final (base and the final checkpoint) or checkpoints (the first "
+                "and the last ingredient: two stages, or two seeds with over=seeds)"})
+    space: Literal["weights", "task-vectors"] = field(default="weights", metadata={
+        "help": "weights, or task-vectors (SLERP of the two deltas from the base, added back; "
+                "needs between=checkpoints)"})
+    schedule: str = field(default="", metadata={
+        "help": "per-layer t: anchors joined by '+' spread over depth (e.g. 0+0.5+1); tensors "
+                "outside numbered layers use t"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_unit("t", self.t)
+        if self.space == "task-vectors" and self.between == "base-final":
+            raise ValueError("space=task-vectors needs between=checkpoints (the base's own task "
+                             "vector is zero, so there is no angle)")
+        if self.schedule:
+            parse_schedule(self.schedule)
+
+    def merge(self, base: Tensors, checkpoints: list[Tensors],
+              score: Scorer | None = None) -> Merged:
+        first = checkpoints[0] if self.between == "checkpoints" else base
+        last = checkpoints[-1]
+        anchors = parse_schedule(self.schedule) if self.schedule else []
+        layers = {k: layer_of(k) for k in base}
+        depth = max((i for i in layers.values() if i is not None), default=-1) + 1
+        out: Tensors = {}
+        fell_back, angles = 0, []
+        for key, b in base.items():
+            layer = layers[key]
+            t = scheduled_t(anchors, layer, depth) if anchors and layer is not None else self.t
+            if self.space == "task-vectors":
+                delta, linear, theta = slerp(first[key].double() - b.double(),
+                                             last[key].double() - b.double(), t)
+                out[key] = (b.double() + delta).to(b.dtype)  # one tensor at a time
+            else:
+                merged, linear, theta = slerp(first[key], last[key], t)
+                out[key] = merged.to(b.dtype)
+            fell_back += int(linear)
+            angles.append(math.degrees(theta))
+        n = len(base)
+        stats = {"linear fallback": fell_back / n if n else 0.0, "tensors": n,
+                 "mean angle (deg)": sum(angles) / n if n else 0.0}
+        return Merged(out, stats)
+
+
+@hookimpl
+def register_merges(register: Register) -> None:
+    register(Slerp)
+    register(Linear)

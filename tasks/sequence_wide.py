@@ -1,0 +1,159 @@
+"""Built-in sequence-wide (compositional) tasks, whose label depends on several elements
+together: ``progression``, ``sum-parity``, ``digit-sum-mod-3``, ``monotonic``. They sample by
+rejection where a class is common (acceptance well above 20%) and build rare classes directly.
+``harness run --all`` trains on ``progression`` (and evaluates on every task)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import ClassVar
+
+from harness.api import Sequence, Task, balanced_sample
+from harness.hookspecs import Register, hookimpl
+from harness.tasks.numbers import MAX_VALUE, MIN_VALUE, ints, random_length, random_seq
+
+
+def _is_arithmetic(vals: tuple[int, ...]) -> bool:
+    """A constant nonzero difference."""
+    d = vals[1] - vals[0]
+    return d != 0 and all(b - a == d for a, b in pairwise(vals))
+
+
+def _is_geometric(vals: tuple[int, ...]) -> bool:
+    """All positive with a constant (possibly rational) ratio other than 1."""
+    if any(x <= 0 for x in vals) or vals[1] == vals[0]:
+        return False
+    return all(vals[i + 1] * vals[i - 1] == vals[i] ** 2 for i in range(1, len(vals) - 1))
+
+
+@dataclass(frozen=True)
+class Progression(Task):
+    """Arithmetic vs geometric vs neither (length >= 3; constant sequences excluded)."""
+
+    compositional: ClassVar[bool] = True
+
+    name: ClassVar[str] = "progression"
+    version: ClassVar[str] = "1"
+    trains_by_default: ClassVar[bool] = True
+    classes: ClassVar[tuple[str, ...]] = ("arithmetic", "geometric", "neither")
+
+    def label(self, seq: Seq[int]) -> int | None:
+        vals = ints(seq)
+        if vals is None or len(vals) < 3 or len(set(vals)) == 1:
+            return None  # too short, or constant: both progressions with difference 0 / ratio 1
+        if _is_arithmetic(vals):
+            return 0
+        if _is_geometric(vals):
+            return 1
+        return 2
+
+    def sample(self, n: int, rng: random.Random) -> list[Sequence]:
+        return balanced_sample(self, n, rng, self._make)
+
+    @staticmethod
+    def _make(cls: int, rng: random.Random) -> Sequence:
+        length = random_length(rng)
+        steps = length - 1
+        if cls == 0:  # nonzero difference of either sign, every term within the universe
+            d = rng.randint(1, (MAX_VALUE - MIN_VALUE) // steps) * rng.choice((1, -1))
+            lo = MIN_VALUE if d > 0 else MIN_VALUE - steps * d
+            hi = MAX_VALUE - steps * d if d > 0 else MAX_VALUE
+            a = rng.randint(lo, hi)
+            return tuple(a + i * d for i in range(length))
+        if cls == 1:  # integer ratio 2..5 from a >= 1, reversed half the time (ratio 1/r)
+            ratios = [r for r in range(2, 6) if r ** steps <= MAX_VALUE]  # a = 1 fits
+            r = rng.choice(ratios)
+            a = rng.randint(1, MAX_VALUE // r ** steps)
+            seq = tuple(a * r ** i for i in range(length))
+            return seq[::-1] if rng.randrange(2) else seq
+        return random_seq(rng)  # neither: rejection, nearly every random sequence qualifies
+
+
+@dataclass(frozen=True)
+class SumParity(Task):
+    """Even vs odd sum of the elements."""
+
+    compositional: ClassVar[bool] = True
+
+    name: ClassVar[str] = "sum-parity"
+    version: ClassVar[str] = "1"
+    trains_by_default: ClassVar[bool] = False
+    classes: ClassVar[tuple[str, ...]] = ("even-sum", "odd-sum")
+
+    def label(self, seq: Seq[int]) -> int | None:
+        vals = ints(seq)
+        if not vals:
+            return None
+        return sum(vals) % 2
+
+    def sample(self, n: int, rng: random.Random) -> list[Sequence]:
+        return balanced_sample(self, n, rng, lambda cls, rng: random_seq(rng))
+
+
+@dataclass(frozen=True)
+class DigitSumMod3(Task):
+    """Sum of all decimal digits of all elements, mod 3."""
+
+    compositional: ClassVar[bool] = True
+
+    name: ClassVar[str] = "digit-sum-mod-3"
+    version: ClassVar[str] = "1"
+    trains_by_default: ClassVar[bool] = False
+    classes: ClassVar[tuple[str, ...]] = ("0", "1", "2")
+
+    def label(self, seq: Seq[int]) -> int | None:
+        vals = ints(seq)
+        if not vals:
+            return None
+        # A number is congruent to its digit sum mod 3, so this is the digit sum of |x| mod 3
+        # without rendering huge ints as text (str() refuses ints of more than 4300 digits).
+        return sum(abs(x) % 3 for x in vals) % 3
+
+    def sample(self, n: int, rng: random.Random) -> list[Sequence]:
+        return balanced_sample(self, n, rng, lambda cls, rng: random_seq(rng))
+
+
+@dataclass(frozen=True)
+class Monotonic(Task):
+    """Strictly increasing vs strictly decreasing vs neither (length >= 2)."""
+
+    compositional: ClassVar[bool] = True
+
+    name: ClassVar[str] = "monotonic"
+    version: ClassVar[str] = "1"
+    trains_by_default: ClassVar[bool] = False
+    classes: ClassVar[tuple[str, ...]] = ("increasing", "decreasing", "neither")
+
+    def label(self, seq: Seq[int]) -> int | None:
+        vals = ints(seq)
+        if vals is None or len(vals) < 2:
+            return None
+        pairs = list(pairwise(vals))
+        if all(a < b for a, b in pairs):
+            return 0
+        if all(a > b for a, b in pairs):
+            return 1
+        return 2
+
+    def sample(self, n: int, rng: random.Random) -> list[Sequence]:
+        return balanced_sample(self, n, rng, self._make)
+
+    @staticmethod
+    def _make(cls: int, rng: random.Random) -> Sequence:
+        seq = random_seq(rng)
+        if cls == 2:
+            return seq  # rejection: most random sequences are neither
+        # sorted random values; the rare draw with a repeated value is rejected by _balanced
+        return tuple(sorted(seq, reverse=cls == 1))
+
+
+TASKS: tuple[type[Task], ...] = (Progression, SumParity, DigitSumMod3, Monotonic)
+
+
+@hookimpl
+def register_tasks(register: Register) -> None:
+    for cls in TASKS:
+        register(cls)

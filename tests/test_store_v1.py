@@ -1,0 +1,110 @@
+"""A store written before the redesign (``tests/fixtures/store-v1``, schema 1) is upgraded in
+place, renders the same leaderboard (apart from the source hash) and recomputes nothing; once
+upgraded, it renders from the store alone, without the plugins that made it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import sqlite3
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from smoke_runs import parse_summary
+
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parent
+FIXTURE = ROOT / "fixtures" / "store-v1"
+PLUGIN = str(ROOT / "fixtures" / "tiny_models.py")
+RUN = ["run", "--plugin", PLUGIN, "--encoder", "tiny-llm", "--encoder", "tiny-bert",
+       "--encoder", "scratch", "--adapter", "lora:rank=4", "--adapter", "full", "--merge",
+       "soup", "--merge", "slerp", "--merge", "linear", "--merge", "slerp:t=0.25", "--task",
+       "parity", "--task", "progression", "--task", "sum-parity", "--train-task", "parity",
+       "--train-task", "progression", "--profile", "smoke", "--device", "cpu"]
+PNGS = ("projection.png", "slerp-sweep.png", "train-eval.png")
+MATPLOTLIB = "3.11.2"  # the version that drew the fixture's figures
+
+
+def _without_hash(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith("- harness source hash")]
+
+
+def _harness(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Path:
+    shutil.copytree(FIXTURE / "store", tmp_path / "store")
+    return tmp_path / "store"
+
+
+def _same_page(board: Path) -> None:
+    expected = (FIXTURE / "leaderboard" / "README.md").read_text()
+    assert _without_hash(board.read_text()) == _without_hash(expected)
+    for name in PNGS:
+        data = (board.parent / name).read_bytes()
+        assert data.startswith(b"\x89PNG")
+        if metadata.version("matplotlib") == MATPLOTLIB:
+            assert data == (FIXTURE / "leaderboard" / name).read_bytes(), name
+
+
+def test_old_store_renders_the_same_and_recomputes_nothing(store: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    monkeypatch.delenv("HARNESS_DISABLE_PLUGINS", raising=False)
+    db = sqlite3.connect(store / "results.sqlite")
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("1",)
+    db.close()
+    board = tmp_path / "board" / "README.md"
+    code, _, err = _harness("leaderboard", "--plugin", PLUGIN, "--store", str(store),
+                            "--out", str(board))
+    assert code == 0 and "warning" not in err, err
+    _same_page(board)
+    db = sqlite3.connect(store / "results.sqlite")
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("2",)
+    assert db.execute("SELECT count(*) FROM variants WHERE roles IS NULL").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM scores WHERE higher_is_better IS NULL"
+                      ).fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM meta WHERE key='backfill'").fetchone() == (0,)
+    db.close()
+
+    again = tmp_path / "again" / "README.md"
+    code, out, err = _harness(*RUN, "--store", str(store), "--out", str(again))
+    assert code == 0, err
+    assert parse_summary(out) == {"computed": 0, "reused": 129, "failed": 0}
+    _same_page(again)
+    assert not (store / "artifacts" / "checkpoints").exists()  # nothing was trained
+
+
+def test_upgraded_store_renders_without_its_plugins(store: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _, err = _harness("leaderboard", "--plugin", PLUGIN, "--store", str(store),
+                            "--out", str(tmp_path / "first" / "README.md"))
+    assert code == 0, err
+    # the encoders' plugin file is gone and the task plugins are uninstalled: the claims (which
+    # need each task's `compositional` flag) and the projection (its eval sequences) are unchanged
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "tasks")
+    board = tmp_path / "alone" / "README.md"
+    code, _, err = _harness("leaderboard", "--store", str(store), "--out", str(board))
+    assert code == 0 and "warning" not in err, err
+    _same_page(board)
+
+
+def test_backfill_without_the_plugins_warns_and_retries(store: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HARNESS_DISABLE_PLUGINS", raising=False)
+    code, _, err = _harness("leaderboard", "--store", str(store),
+                            "--out", str(tmp_path / "partial" / "README.md"))
+    assert code == 0
+    assert err.count("warning:") == 1 and "not installed" in err and "encoder tiny-llm" in err
+    code, _, err = _harness("leaderboard", "--plugin", PLUGIN, "--store", str(store),
+                            "--out", str(tmp_path / "full" / "README.md"))
+    assert code == 0 and "warning" not in err, err
+    _same_page(tmp_path / "full" / "README.md")
