@@ -16,7 +16,7 @@ from harness.report.plots import Loader, write_plots
 from harness.report.rows import Row, load_rows, merge_note
 from harness.report.tables import arrow, md
 from harness.store.files import atomic_write_text
-from harness.store.records import ResultsReader
+from harness.store.records import EvalSampleRecord, ResultsReader
 
 PLOT_FILES = ("slerp-sweep.png", "train-eval.png", "projection.png")
 
@@ -31,10 +31,9 @@ def sort_key(row: Row) -> tuple:
     return (row.encoder, rank, row.adapter, merge_rank, row.merge, row.train_task or "")
 
 
-def embeddings_loader(store: ResultsReader, profile: str, seed: int) -> Loader:
+def embeddings_loader(store: ResultsReader, samples: dict[str, EvalSampleRecord]) -> Loader:
     """(variant key, task) -> the stored embeddings of that task's eval sample and its labels,
     from the eval samples the store recorded; None where either is missing or not finite."""
-    samples = store.eval_samples(profile, seed)
 
     def load(variant: str, task: str) -> tuple[np.ndarray, np.ndarray] | None:
         sample = samples.get(task)
@@ -64,7 +63,8 @@ def render(store: ResultsReader, profile: str | None = None, seed: int | None = 
         loaded.metrics, loaded.higher
     p = paper.primary_metric(metrics)
     fig = Figures(rows, tasks, metrics, seed, p, higher)
-    compositional = {t for t, s in store.eval_samples(profile, seed).items() if s.compositional}
+    samples = store.eval_samples(profile, seed)
+    compositional = {t for t, s in samples.items() if s.compositional}
     stats = {k: v for k, v in store.merge_stats().items() if only is None or k in only}
     show_stats = any(v in stats for row in rows for v in row.variants)
     out = ["# Leaderboard", "",
@@ -87,7 +87,7 @@ def render(store: ResultsReader, profile: str | None = None, seed: int | None = 
             + (" " + paper.MERGE_NOTE if show_stats else ""), ""]
     out += _headline(fig, stats if show_stats else None)
     if plot_dir is not None:
-        out += _plots(fig, plot_dir, embeddings_loader(store, profile, seed))
+        out += _plots(fig, plot_dir, embeddings_loader(store, samples))
     out += tables.matrices(fig)
     out += tables.encoded(rows, tasks)
     out += tables.every_metric(rows, tasks, metrics, higher)
