@@ -36,9 +36,13 @@ def backfill(store: Store, registry: Registry) -> list[str]:
             found[field] = _cls(registry, kind, info.get(field))
             if info.get(field) and found[field] is None:
                 missing[f"{field} {info[field].get('name')}"] = None
-        if all(found[f] is not None or not info.get(f) for f in found) and found["encoder"]:
-            roles[key] = roles_of(found["encoder"], found["adapter"], found["merge"],
-                                  (info.get("merge") or {}).get("params", {}))
+        # what the installed components tell; a missing one's roles are left at their defaults,
+        # marked partial, and filled once it is installed
+        roles[key] = roles_of(found["encoder"], found["adapter"], found["merge"],
+                              (info.get("merge") or {}).get("params", {}))
+        if any(info.get(f) and found[f] is None for f in found):
+            roles[key].update(partial=True,
+                              merge=(info.get("merge") or {}).get("name") or None)
     directions = {}
     for metric in store.undirected_metrics():
         cls = registry.components["metrics"].get(parse_spec(metric)[0])

@@ -72,7 +72,7 @@ class Plan:
     scorers: dict[str, Metric] = field(default_factory=dict)
 
 
-def roles_of(encoder: type[Any], adapter: type[Any] | None, merge: type[Any] | None,
+def roles_of(encoder: type[Any] | None, adapter: type[Any] | None, merge: type[Any] | None,
              merge_params: dict[str, Any]) -> dict[str, Any]:
     """What a variant's components declared about themselves, as the report reads it: the
     encoder's ``from_scratch``, the adapter's ``parameter_efficient``, the merge's name, its

@@ -8,9 +8,9 @@ The core registers its own reference components first, as plugin ``harness``
 
 ``HARNESS_DISABLE_PLUGINS=a,b`` skips entry points (and ``--plugin`` files) by name. An entry
 point named after its own distribution, ``<distribution>.<rest>``, is also disabled by
-``<rest>`` and by any dotted prefix of it: the harness's own ``numgeo-harness.merges.slerp`` by
-``merges.slerp`` or ``merges`` (the name the built-in merges had before), and every merge by
-``numgeo-harness.merges``.
+``<rest>`` and by any dotted prefix of it: the harness's own
+``numgeo-harness.merges.interpolation`` by ``merges.interpolation`` or ``merges`` (the name the
+built-in merges had before), and every built-in merge by ``numgeo-harness.merges``.
 """
 
 from __future__ import annotations

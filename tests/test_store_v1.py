@@ -95,6 +95,14 @@ def test_upgraded_store_renders_without_its_plugins(store: Path, tmp_path: Path,
     code, _, err = _harness("leaderboard", "--store", str(store), "--out", str(board))
     assert code == 0 and "warning" not in err, err
     _same_page(board)
+    # the identities are for machines: a page does not depend on them parsing
+    db = sqlite3.connect(store / "results.sqlite")
+    db.execute("UPDATE variants SET info = 'not json'")
+    db.commit()
+    db.close()
+    code, _, err = _harness("leaderboard", "--store", str(store), "--out", str(board))
+    assert code == 0, err
+    _same_page(board)
 
 
 def test_backfill_without_the_plugins_warns_and_retries(store: Path, tmp_path: Path,
@@ -104,6 +112,16 @@ def test_backfill_without_the_plugins_warns_and_retries(store: Path, tmp_path: P
                             "--out", str(tmp_path / "partial" / "README.md"))
     assert code == 0
     assert err.count("warning:") == 1 and "not installed" in err and "encoder tiny-llm" in err
+    db = sqlite3.connect(store / "results.sqlite")
+    roles = dict(db.execute("SELECT adapter || ' ' || merge || ' ' || encoder, roles FROM variants"
+                            ).fetchall())
+    db.close()
+    # what the installed components declare is filled in even where the encoder is missing
+    assert '"parameter_efficient": true' in roles["lora:rank=4 soup tiny-llm"]
+    assert '"partial": true' in roles["lora:rank=4 soup tiny-llm"]
+    assert '"control": "linear"' in roles["lora:rank=4 slerp tiny-bert"]
+    assert '"from_scratch": true' in roles["full none scratch"]
+    assert "partial" not in roles["full none scratch"]
     code, _, err = _harness("leaderboard", "--plugin", PLUGIN, "--store", str(store),
                             "--out", str(tmp_path / "full" / "README.md"))
     assert code == 0 and "warning" not in err, err

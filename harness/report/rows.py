@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.reference import NONE
 from harness.store.records import ResultsReader, ScoreRecord, VariantRecord
 
 
@@ -72,9 +73,11 @@ class Loaded:
 
 
 def _row(v: VariantRecord) -> Row:
+    # a trained variant always has a train task; merged: the identity of a merge is stored
+    # (the label of an unmerged variant is the reference's name, for info that does not parse)
+    merged = v.info["merge"] is not None if "merge" in v.info else v.merge != NONE
     return Row(v.group, v.encoder, v.adapter, v.train_task, v.merge, v.family,
-               trained=v.info.get("adapter") is not None,
-               merged=v.info.get("merge") is not None, roles=dict(v.roles))
+               trained=v.train_task is not None, merged=merged, roles=dict(v.roles))
 
 
 def load_rows(store: ResultsReader, profile: str, seed: int, only: set[str] | None = None

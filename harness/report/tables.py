@@ -138,11 +138,19 @@ def source_hash() -> str:
     import harness.plugins
     import harness.tasks
 
-    digest = hashlib.sha256()
-    for package in (harness, harness.plugins, harness.tasks):
+    # plugins/ and tasks/ sit beside harness/ in a clone and inside it in a wheel: each file is
+    # hashed once, under its package, whichever the layout
+    files: dict[str, Path] = {}
+    seen: set[Path] = set()
+    for package in (harness.plugins, harness.tasks, harness):
         root = Path(str(package.__file__)).parent
         for path in sorted(root.rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                files[f"{package.__name__}/{path.relative_to(root)}"] = path
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].read_bytes())
     return digest.hexdigest()[:16]
 
 

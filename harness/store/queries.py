@@ -108,7 +108,7 @@ class Queries:
         return [FailureRecord(r["cell"], r["variant"], r["task"], r["error"] or "",
                               r["profile"], r["eval_seed"], r["run_id"])
                 for r in self._rows("SELECT * FROM failures WHERE profile = ? AND eval_seed = ? "
-                                    "ORDER BY cell", (profile, eval_seed))]
+                                    "ORDER BY rowid", (profile, eval_seed))]
 
     # ------------------------------------------------------------------ analyses, merges
 
@@ -168,6 +168,8 @@ class Queries:
                                               "higher_is_better IS NULL ORDER BY metric")]
 
     def roleless_variants(self) -> dict[str, dict[str, Any]]:
-        """Variant key -> its stored identities, for variants whose roles are not recorded."""
+        """Variant key -> its stored identities, for variants whose roles are not recorded, or
+        only in part (a component was not installed when they were backfilled)."""
         return {r["key"]: _loads(r["info"], {}) for r in self._rows(
-            "SELECT key, info FROM variants WHERE roles IS NULL ORDER BY key")}
+            "SELECT key, info FROM variants WHERE roles IS NULL OR instr(roles, "
+            "'\"partial\": true') > 0 ORDER BY key")}
