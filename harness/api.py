@@ -55,6 +55,9 @@ class Task(Component):
     #: the label depends on several elements together (higher-order patterns), not on each
     #: element alone; the leaderboard's claim about LLMs is judged on these tasks
     compositional: ClassVar[bool] = False
+    #: the audit's nuisances (``harness.audit.NUISANCES``) that *are* the property, e.g.
+    #: ("odd-share",) for parity: reported by ``harness tasks --audit``, never held against it
+    exempt_nuisances: ClassVar[tuple[str, ...]] = ()
 
     def label(self, seq: Seq[int]) -> int | None:
         """The class index of ``seq``, or None where the property does not apply."""
@@ -273,4 +276,13 @@ class Metric(Component):
         (NaN for rows not scored, e.g. a probe's train rows). The harness then uses it instead
         of ``score`` and bootstraps confidence intervals over the evaluation sample from it.
         None (the default): the metric does not decompose over rows."""
+        return None
+
+    def resampled(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
+                  counts: np.ndarray) -> np.ndarray | None:
+        """Optional: the metric recomputed on each bootstrap resample of the rows, for a metric
+        whose per-row values (if any) understate its spread. ``counts`` (B, n) holds how often
+        each row is in each resample (the leaderboard's shared resamples: comparisons stay
+        paired); ``rng`` is seeded as the one ``score`` gets. Return B values (NaN where
+        undefined); the harness stores them in place of per-row values. None: not offered."""
         return None

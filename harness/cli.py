@@ -1,4 +1,5 @@
-"""``harness run | plugins | leaderboard``. User mistakes: one line on stderr, exit code 2."""
+"""``harness run | plugins | tasks | leaderboard | export``. User mistakes: one line on
+stderr, exit code 2."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
+from harness import audit
 from harness.api import KINDS, PROFILES, HarnessError
 from harness.execute import Options, execute, open_store
 from harness.listing import inventory, lines
+from harness.params import label
 from harness.registry import SINGULAR, Registry, load_registry
-from harness.report import export, leaderboard
-from harness.selection import Request
+from harness.report import design, export, leaderboard
+from harness.selection import Request, instances
 from harness.store import atomic_write_text
 
 DEFAULT_STORE = ".harness"
@@ -55,7 +58,8 @@ def build_parser() -> Parser:
                      "tasks; with --all and no --task, those marked trains_by_default)")
     run.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     run.add_argument("--seed", type=int, default=0, help="seed of the samples and first seed")
-    run.add_argument("--seeds", type=int, default=1, help="training seeds per variant")
+    run.add_argument("--seeds", type=int, default=None,
+                     help="training seeds per variant (default: the profile's; paper: 3)")
     run.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
     run.add_argument("--out", default=DEFAULT_OUT, help="leaderboard file to write")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -72,6 +76,17 @@ def build_parser() -> Parser:
 
     plugins = sub.add_parser("plugins", parents=[common], help="list plugins and components")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
+
+    tasks = sub.add_parser("tasks", parents=[common],
+                           help="list tasks; --audit: what else predicts their labels")
+    tasks.add_argument("--audit", action="store_true",
+                       help="nuisance AUCs per task and the dependence between tasks' labels")
+    tasks.add_argument("--json", action="store_true", help="machine-readable output")
+    tasks.add_argument("--task", dest="tasks", action="append", default=[], metavar="NAME[:k=v]",
+                       help="these tasks only (repeatable; default: every task)")
+    tasks.add_argument("--draws", type=int, default=audit.DRAWS,
+                       help=f"draws of each task's sampler (default {audit.DRAWS:,})")
+    tasks.add_argument("--seed", type=int, default=0, help="seed of the draws")
 
     board = sub.add_parser("leaderboard", parents=[common], help="render the leaderboard")
     board.add_argument("--store", default=DEFAULT_STORE)
@@ -98,6 +113,28 @@ def cmd_plugins(args: argparse.Namespace, reg: Registry) -> int:
     return 0
 
 
+def cmd_tasks(args: argparse.Namespace, reg: Registry) -> int:
+    if args.draws < 10:
+        raise HarnessError(f"--draws must be >= 10, got {args.draws}")
+    chosen = instances(reg, "tasks", args.tasks or sorted(reg.components["tasks"]))
+    if not args.audit:
+        data: list[dict[str, Any]] = [{"task": label(t), "classes": list(t.classes),
+                 "compositional": bool(t.compositional),
+                 "trains_by_default": bool(t.trains_by_default),
+                 "exempt_nuisances": list(t.exempt_nuisances)} for t in chosen]
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            for d in data:
+                flags = [f for f in ("compositional", "trains_by_default") if d[f]]
+                print(f"{d['task']}: {' / '.join(d['classes'])}"
+                      + (f" ({', '.join(flags)})" if flags else ""))
+        return 0
+    found = audit.run_audit(chosen, args.seed, args.draws)
+    print(json.dumps(found.as_dict(), indent=2) if args.json else design.terminal(found))
+    return 0
+
+
 def _say(line: str) -> None:
     print(line, file=sys.stderr)
 
@@ -105,7 +142,8 @@ def _say(line: str) -> None:
 def request_of(args: argparse.Namespace) -> Request:
     return Request(encoders=args.encoders, adapters=args.adapters, merges=args.merges,
                    tasks=args.tasks, metrics=args.metrics, train_tasks=args.train_tasks,
-                   all=args.all, profile=args.profile, seed=args.seed, seeds=args.seeds)
+                   all=args.all, profile=args.profile, seed=args.seed,
+                   seeds=PROFILES[args.profile].seeds if args.seeds is None else args.seeds)
 
 
 def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
@@ -184,8 +222,8 @@ def cmd_export(args: argparse.Namespace, reg: Registry) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "leaderboard": cmd_leaderboard,
-            "export": cmd_export}
+COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "tasks": cmd_tasks,
+            "leaderboard": cmd_leaderboard, "export": cmd_export}
 
 
 def debugging(args: argparse.Namespace) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import ray_executor
+from harness import audit, keys, ray_executor
 from harness.analysis import analyse
 from harness.api import HarnessError
 from harness.backfill import backfill
@@ -90,6 +90,22 @@ def _upkeep(store: Store, registry: Registry, say: Callable[[str], None]) -> Non
         say(f"warning: {warning}")
 
 
+def audit_tasks(plan: Plan, store: Store, run_id: int, say: Callable[[str], None]) -> None:
+    """Store the task audit of the run's tasks unless the store has it (a few seconds)."""
+    draws = plan.profile.audit_draws
+    key = keys.audit_key(plan.tasks, plan.seed, draws, audit.METHOD)
+    if store.has_audit(key):
+        return
+    found = audit.run_audit(plan.tasks, plan.seed, draws)
+    store.put_audit(key, [t.name for t in plan.tasks], plan.profile.name, plan.seed, run_id,
+                    found.as_dict())
+    for t in found.tasks:
+        if not t.passes:
+            why = t.error or f"{t.strongest[0]} predicts its label with AUC {t.strongest[1]:.2f}"
+            say(f"task audit: {t.task}: {why} (bound {t.bound} + {t.margin:.3f} sampling error "
+                f"at {t.draws} draws); see `harness tasks --audit`")
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -129,6 +145,7 @@ def _execute(registry: Registry, request: Request, options: Options,
                              packages, _now())
     store.put_eval_samples([eval_sample_record(t, plan.profile.name, plan.seed, run_id)
                             for t in plan.tasks])
+    audit_tasks(plan, store, run_id, say)
     outcome = Outcome(Summary(), Path(options.out))
     with progress(len(plan.cells)) as advance:
         runner = Runner(plan, store, run_id, device, options.fail_fast, advance)

@@ -50,6 +50,11 @@ def pool_key(eval_keys: list[str]) -> str:
     return content_hash("pool", eval_keys)
 
 
+def audit_key(tasks: list[Task], seed: int, draws: int, method: int) -> str:
+    """The key of a task audit (``harness.audit``): its tasks, seed, draws and method."""
+    return content_hash("audit", [identity(t) for t in tasks], seed, draws, method)
+
+
 def encoder_key(encoder: Encoder) -> str:
     """One key per distinct encoder (a backbone load)."""
     return content_hash(identity(encoder))
@@ -60,11 +65,24 @@ def base_key(encoder: Encoder) -> str:
     return content_hash("variant", identity(encoder), None, None)
 
 
+#: Profile fields that do not change what a training run computes (added after keys froze)
+NOT_TRAINING = ("audit_draws", "seeds")
+
+
+def profile_fields(profile: Profile) -> dict[str, Any]:
+    """What of a profile a training run's key covers."""
+    return {k: v for k, v in dataclasses.asdict(profile).items() if k not in NOT_TRAINING}
+
+
 def train_key(encoder: Encoder, adapter: Adapter, task: Task, seed: int, eval_seed: int,
-              profile: Profile) -> str:
-    """The content key of one training run (its checkpoints are stored under it)."""
-    return content_hash("train", identity(encoder), identity(adapter), identity(task), seed,
-                        eval_seed, dataclasses.asdict(profile))
+              profile: Profile, rule: int | None = None) -> str:
+    """The content key of one training run (its checkpoints are stored under it). ``rule``:
+    the leak rule that drew its train and validation samples, given only where it draws other
+    sequences than the first rule did (``samples.rule_changes``), so that the keys of runs it
+    leaves alone stay what they were."""
+    parts: list[Any] = ["train", identity(encoder), identity(adapter), identity(task), seed,
+                        eval_seed, profile_fields(profile)]
+    return content_hash(*parts, *(["rule", rule] if rule else []))
 
 
 def variant_key(encoder: Encoder, train: str, merge: Merge | None) -> str:

@@ -12,7 +12,7 @@ from harness.registry import Registry
 DECLARED = {"encoders": ("family", "from_scratch"),
             "adapters": ("kind", "parameter_efficient", "reference"),
             "merges": ("interpolates", "control", "reference", "identity_on_one"),
-            "tasks": ("classes", "compositional", "trains_by_default"),
+            "tasks": ("classes", "compositional", "trains_by_default", "exempt_nuisances"),
             "metrics": ("higher_is_better",)}
 
 

@@ -14,10 +14,11 @@ from typing import Any
 
 from harness import keys
 from harness.api import PROFILES, Adapter, Encoder, HarnessError, Merge, Metric, Profile, Task
+from harness.leaks import RULE
 from harness.params import describe, label, params_of
 from harness.reference import NONE
 from harness.registry import Registry
-from harness.samples import eval_sample
+from harness.samples import eval_sample, rule_changes
 from harness.selection import Request, Selection, select
 from harness.store.records import VariantRecord
 
@@ -119,6 +120,7 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
         raise HarnessError("no metric selected; pass --metric NAME or --all")
     variants: dict[str, Variant] = {}
     skipped: list[tuple[str, str]] = []
+    rules: dict[str, int | None] = {}
     trainers = [a for a in sel.adapters if not a.reference]
     merges = [m for m in sel.merges if not m.reference]
     for enc in sel.encoders:
@@ -132,10 +134,13 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
                 skipped.append((f"{label(enc)} + {label(adapter)}", reason))
                 continue
             for task in (sel.tasks if sel.train_tasks is None else sel.train_tasks):
+                if task.name not in rules:  # drawn here: a universe too small is a usage error
+                    rules[task.name] = RULE if rule_changes(task, profile, seed) else None
                 for s in range(seed, seed + seeds):
                     for merge in [None, *merges]:
                         n_runs = merge.ingredients()[1] if merge else 1
-                        runs = [(r, keys.train_key(enc, adapter, task, r, seed, profile))
+                        runs = [(r, keys.train_key(enc, adapter, task, r, seed, profile,
+                                                   rules[task.name]))
                                 for r in range(s, s + n_runs)]
                         key = keys.variant_key(enc, runs[0][1], merge)
                         variants[key] = Variant(key, enc, adapter, task, s, merge, runs[0][1],

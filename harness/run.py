@@ -167,7 +167,8 @@ class Runner:
         eval_key = self.eval_keys[cell.task.name]
         try:
             rows, samples = self.metrics.score(X, self.labels[cell.task.name], eval_key,
-                                               self.stored.get(cell.key, set()))
+                                               self.stored.get(cell.key, set()),
+                                               task=cell.task.name, seed=self.plan.seed)
         except Exception as err:
             self.fail(cell, err)
             return

@@ -10,6 +10,7 @@ import random
 
 from harness import keys
 from harness.api import PROFILES, HarnessError, Profile, Sequence, Task
+from harness.leaks import RULE, Leaks
 from harness.store.records import EvalSampleRecord
 
 
@@ -26,31 +27,60 @@ def shared_pool(tasks: list[Task], profile: Profile, seed: int
     return seqs, {t.name: [t.label(s) for s in seqs] for t in tasks}
 
 
-def train_sample(task: Task, profile: Profile, seed: int) -> list[Sequence]:
-    """A balanced train set with no sequence of the task's eval sample (no leakage)."""
-    return _disjoint(task, profile.train_size, seed, "train", set(eval_sample(task, profile, seed)))
+def train_sample(task: Task, profile: Profile, seed: int, rule: int = RULE) -> list[Sequence]:
+    """A balanced train set with no sequence that leaks into the task's eval sample
+    (``harness.leaks``; ``rule=1``: the exact-duplicate rule of stores made before it)."""
+    return _disjoint(task, profile.train_size, seed, "train", eval_sample(task, profile, seed),
+                     rule)
 
 
-def valid_sample(task: Task, profile: Profile, seed: int) -> list[Sequence]:
-    """A balanced held-out set (eval-sample sized) disjoint from the task's train and eval
-    samples: what merges that score candidates (greedy soup) are scored on."""
-    used = set(eval_sample(task, profile, seed)) | set(train_sample(task, profile, seed))
-    return _disjoint(task, profile.eval_size, seed, "valid", used)
+def valid_sample(task: Task, profile: Profile, seed: int, rule: int = RULE) -> list[Sequence]:
+    """A balanced held-out set (eval-sample sized) with no sequence that leaks into the task's
+    train or eval samples: what merges that score candidates (greedy soup) are scored on."""
+    used = eval_sample(task, profile, seed) + train_sample(task, profile, seed, rule)
+    return _disjoint(task, profile.eval_size, seed, "valid", used, rule)
 
 
-def _disjoint(task: Task, n: int, seed: int, stream: str, used: set[Sequence]
+def rule_changes(task: Task, profile: Profile, seed: int) -> bool:
+    """Whether the leak rule draws other train or validation sequences for this task than the
+    exact-duplicate rule did: then its training runs get new keys (``keys.train_key``), and a
+    store made before the rule retrains them instead of reusing what other data made."""
+    for f in (train_sample, valid_sample):
+        now = f(task, profile, seed, RULE)  # raises first: a universe too small is an error
+        try:
+            if now != f(task, profile, seed, 1):
+                return True
+        except HarnessError:  # the old rule could not draw it at all
+            return True
+    return False
+
+
+#: a sample short of sequences that do not leak draws this many more pools before it gives up
+EXTRA_POOLS = 8
+
+
+def _disjoint(task: Task, n: int, seed: int, stream: str, used: list[Sequence], rule: int
               ) -> list[Sequence]:
+    """``n`` balanced sequences of ``stream`` none of which is in (rule 1) or leaks into
+    (rule 2) ``used``: from a pool of 3n + 3k draws, then, while a class is short (a small
+    universe), from further pools of their own streams (rule 2 only, so a sample that the
+    first pool fills is what it always was)."""
     k = len(task.classes)
     size = 3 * n + 3 * k
-    pool = draw(task, size, random.Random(keys.sample_seed(seed, stream, task.name)))
+    taken: set[Sequence] | Leaks = set(used) if rule == 1 else Leaks(used)
     per_class: dict[int, list[Sequence]] = {c: [] for c in range(k)}
-    for seq in pool:
-        if seq not in used:
-            per_class[int(task.label(seq) or 0)].append(seq)
     want = [n // k + (1 if c < n % k else 0) for c in range(k)]
+    for extra in range(1 + (EXTRA_POOLS if rule != 1 else 0)):
+        name = stream if not extra else f"{stream}-more-{extra}"
+        for seq in draw(task, size, random.Random(keys.sample_seed(seed, name, task.name))):
+            if seq not in taken:
+                per_class[int(task.label(seq) or 0)].append(seq)
+        if all(len(per_class[c]) >= want[c] for c in range(k)):
+            break
     if any(len(per_class[c]) < want[c] for c in range(k)):
-        raise HarnessError(f"task {task.name!r}: cannot draw {n} {stream} sequences disjoint "
-                           "from its other samples; its universe is too small")
+        raise HarnessError(f"task {task.name!r}: cannot draw {n} {stream} sequences that do not "
+                           "leak into its other samples (no reordering, sub-sequence or same "
+                           "progression); its universe is too small for this profile")
     picked = [s for c in range(k) for s in per_class[c][:want[c]]]
     random.Random(keys.sample_seed(seed, "shuffle" if stream == "train" else f"shuffle-{stream}",
                               task.name)).shuffle(picked)

@@ -22,12 +22,51 @@ from harness.plugins.metric_checks import (
 )
 
 
+def silhouette_rows(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-row values of the cosine silhouette of unit rows ``Z`` whose mean is the silhouette
+    and whose bootstrap spread is its sampling spread: each row's own s(i) plus its effect on
+    every other row's a(j) and b(j) (the infinitesimal-jackknife linearisation).
+
+    A row's own s(i) alone understates the spread wherever classes separate (measured by
+    ``bench/intervals.py``: a per-row bootstrap of s(i) covered 65% where this covers 93%),
+    since moving one row moves the class means every other row is scored against."""
+    D = np.clip(1.0 - Z @ Z.T, 0.0, 2.0)
+    np.fill_diagonal(D, 0.0)
+    n = len(y)
+    _, cls, sizes = np.unique(y, return_inverse=True, return_counts=True)
+    rows = np.arange(n)
+    sums = np.stack([D[:, cls == k].sum(axis=1) for k in range(len(sizes))], axis=1)
+    own = sizes[cls] - 1
+    a = sums[rows, cls] / np.maximum(own, 1)
+    means = sums / sizes
+    means[rows, cls] = np.inf
+    nearest = means.argmin(axis=1)
+    b = means[rows, nearest]
+    big = np.maximum(a, b)
+    dead = (own == 0) | (big == 0)  # a lone row (and 0/0) scores 0, as sklearn's does
+    safe_a, safe_b = np.where(dead, 1.0, a), np.where(dead, 1.0, b)
+    s = np.where(dead, 0.0, (b - a) / np.where(dead, 1.0, big))
+    # ds/da and ds/db: s = 1 - a/b where b >= a, else b/a - 1
+    da = np.where(dead, 0.0, np.where(b >= a, -1.0 / safe_b, -b / safe_a**2))
+    db = np.where(dead, 0.0, np.where(b >= a, a / safe_b**2, 1.0 / safe_a))
+    effect = s - s.mean()
+    for k, size in enumerate(sizes):
+        mine = cls == k
+        if size > 1:  # x's weight in a(i) of the other rows i of its class
+            w = np.where(mine, da, 0.0)
+            effect[mine] += (D[mine] @ w - (w * a).sum() + da[mine] * a[mine]) / (size - 1)
+        w = np.where(nearest == k, db, 0.0)  # in b(i) of the rows whose nearest class is x's
+        effect[mine] += (D[mine] @ w - (w * b).sum()) / size
+    return s.mean() + effect - effect.mean()
+
+
 @dataclass(frozen=True)
 class Silhouette(Metric):
     """Mean cosine silhouette of the classes (-1..1): tight, well-separated classes score high."""
 
     name: ClassVar[str] = "silhouette"
-    version: ClassVar[str] = "2"  # 2: per-row values for bootstrap intervals
+    # 2: per-row values for bootstrap intervals; 3: per-row values linearised (silhouette_rows)
+    version: ClassVar[str] = "3"
     higher_is_better: ClassVar[bool] = True
 
     max_samples: int = field(default=2000, metadata={
@@ -41,6 +80,8 @@ class Silhouette(Metric):
         return mean_of(self.per_sample(X, y, rng))
 
     def per_sample(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``silhouette_rows``: not each row's s(i), but values whose mean is the silhouette and
+        whose bootstrap covers it (NaN outside the subsample, above ``max_samples`` rows)."""
         X, y = prepare(X, y)
         Z = l2_normalise(X)
         check_not_constant(Z, "embedding directions")
@@ -49,10 +90,8 @@ class Silhouette(Metric):
             idx = stratified_subsample(y, self.max_samples, rng)
             check_not_constant(Z[idx], "embedding directions in the subsample")
         check_cluster_labels(y[idx])
-        from sklearn.metrics import silhouette_samples
-
         out = np.full(len(y), np.nan)
-        out[idx] = silhouette_samples(X[idx], y[idx], metric="cosine")
+        out[idx] = silhouette_rows(Z[idx], y[idx])
         return out
 
 

@@ -1,10 +1,10 @@
 """The universe every built-in task samples from, and the number theory the tasks share.
 
 Sequences have ``MIN_LEN``..``MAX_LEN`` elements (inclusive), each a value in
-``MIN_VALUE``..``MAX_VALUE`` (inclusive). A task's ``label`` is defined well beyond that
-universe: on any sequence of integers, of any length and size (negative values included), it
-returns a class index or None where the property does not apply; it never raises (a sequence
-that is not one of integers gets None).
+``MIN_VALUE``..``MAX_VALUE`` (inclusive); ``progression`` also draws 3-term sequences. A task's
+``label`` is defined well beyond that universe: on any sequence of integers, of any length and
+size (negative values included), it returns a class index or None where the property does not
+apply; it never raises (a sequence that is not one of integers gets None).
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ def test_names_order_and_contract():
     for cls in M.METRICS:
         assert issubclass(cls, Metric)
         assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
-        assert cls.version in ("1", "2")  # 2: per-row values (silhouette, probe, knn)
+        # 2: per-row values (probe, knn), k-means averaged over fits; 3: silhouette linearised
+        assert cls.version in ("1", "2", "3")
         assert isinstance(cls.higher_is_better, bool)
         assert cls.__doc__ and "\n" not in cls.__doc__.strip()
         # ClassVars are not parameters; every parameter has a default and a help text

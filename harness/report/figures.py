@@ -4,14 +4,18 @@ balance and the best marks. Pure functions of loaded rows.
 Definitions, on the *primary* metric and in its direction (so that positive is always better:
 a lower-is-better metric's change is base − variant):
 
-- on-task: the variant's score on its train task; off-task: its mean over the other eval tasks;
+- on-task: the variant's score on its train task; off-task: its mean over the other eval tasks
+  whose labels are independent of the train task's (the task audit's Cramér's V below
+  ``harness.audit.DEPENDENT``; ``dependent`` names the others, left out);
 - gain = on-task(variant) − on-task(base); off-task change = off-task(variant) − off-task(base),
   the base's off-task mean taken over the same tasks;
 - balance = (gain + off-task change) / 2: what training bought on its task, net of what it cost
   everywhere else, equally weighted.
 
-Every figure carries paired bootstrap draws (``harness.report.stats``) where the metric has
-per-row values; a comparison counts only where its 95% interval excludes zero.
+Every figure carries paired bootstrap draws (``harness.report.stats``) where the metric stored
+per-row values or its own draws on the shared resamples, over training seeds as well where a
+row has several (a two-level bootstrap); a comparison counts only where its 95% interval
+excludes zero.
 """
 
 from __future__ import annotations
@@ -22,12 +26,21 @@ import numpy as np
 
 from harness.report.rows import Row
 from harness.report.stats import Bootstrap, Estimate, mean_of
+from harness.store.queries import Draws
 
 
 class Figures:
     def __init__(self, rows: list[Row], tasks: list[str], metrics: list[str], seed: int,
-                 primary: str, higher: dict[str, bool] | None = None):
+                 primary: str, higher: dict[str, bool] | None = None,
+                 dependent: dict[str, list[str]] | None = None,
+                 dependence: dict[tuple[str, str], float] | None = None):
         self.rows, self.tasks, self.metrics = rows, tasks, metrics
+        #: train task -> the eval tasks whose labels depend on its (not counted off-task);
+        #: None where the store holds no task audit of these tasks
+        self.dependent = dependent
+        self.audited = dependent is not None
+        #: (task, task) -> Cramér's V of their labels, where audited
+        self.dependence = dependence or {}
         self.boot = Bootstrap(seed)
         self.primary = primary
         self.higher = higher or {}
@@ -40,23 +53,37 @@ class Figures:
 
     def score(self, row: Row, task: str, metric: str) -> Estimate:
         """A row's figure on one task, with its draws (computed once: every other figure and
-        every comparison is built from these)."""
+        every comparison is built from these): the mean over the row's training seeds, drawn
+        by a two-level bootstrap of its seeds and of each seed's eval rows (``stats``)."""
         key = (id(row), task, metric)
         if key not in self._scores:
+            stored = row.values.get((task, metric), [])
+            values = [v for v in stored if math.isfinite(v)]
+            found = Estimate(float(np.mean(values)) if values else math.nan)
             per_seed = row.samples.get((task, metric))
-            if per_seed and len(per_seed) == len(row.values.get((task, metric), [])):
-                found = mean_of([self.boot.estimate(task, v) for v in per_seed])
-            else:
-                values = [v for v in row.values.get((task, metric), []) if math.isfinite(v)]
-                found = Estimate(float(np.mean(values)) if values else math.nan)
+            if per_seed and len(per_seed) == len(stored) and values:
+                draws = [np.asarray(v) if isinstance(v, Draws)  # recomputed by the scorer
+                         else self.boot.estimate(task, v).draws for v in per_seed]
+                found = self.boot.over_seeds(found.value, [d for d in draws if d is not None],
+                                             tuple(row.seeds))
             self._scores[key] = found
         return self._scores[key]
+
+    @staticmethod
+    def seeds_of(rows: list[Row]) -> int:
+        """The fewest training seeds a trained row among ``rows`` rests on (0: none is
+        trained). 1: a figure of these rows has no between-run variance in its interval."""
+        counts = [len(r.seeds) for r in rows if r.trained]
+        return min(counts) if counts else 0
 
     def over(self, row: Row, tasks: list[str], metric: str) -> Estimate:
         return mean_of([self.score(row, t, metric) for t in tasks])
 
-    def others(self, row: Row) -> list[str]:
-        return [t for t in self.tasks if t != row.train_task]
+    def others(self, row: Row, independent: bool = True) -> list[str]:
+        """The off-task tasks of a row: every eval task but its train task, less (with
+        ``independent``) those whose labels depend on the train task's."""
+        left_out = set(self.left_out(row.train_task)) if independent else set()
+        return [t for t in self.tasks if t != row.train_task and t not in left_out]
 
     def change(self, row: Row, base: Row, task: str, metric: str | None = None) -> float:
         """How much better ``row`` is than ``base`` on one task, in the metric's direction."""
@@ -69,8 +96,13 @@ class Figures:
             return None
         return self.score(row, row.train_task, metric or self.primary)
 
-    def off_task(self, row: Row, metric: str | None = None) -> Estimate:
-        return self.over(row, self.others(row), metric or self.primary)
+    def left_out(self, train_task: str | None) -> list[str]:
+        """The eval tasks a variant trained on ``train_task`` does not count off-task."""
+        return list((self.dependent or {}).get(train_task or "", []))
+
+    def off_task(self, row: Row, metric: str | None = None, independent: bool = True
+                 ) -> Estimate:
+        return self.over(row, self.others(row, independent), metric or self.primary)
 
     def gain(self, row: Row) -> Estimate | None:
         base, on = self.bases.get(row.encoder), self.on_task(row)
@@ -79,13 +111,15 @@ class Figures:
         return (on - self.score(base, str(row.train_task), self.primary)).scaled(
             self.direction(self.primary))
 
-    def off_change(self, row: Row) -> Estimate | None:
+    def off_change(self, row: Row, independent: bool = True) -> Estimate | None:
         base = self.bases.get(row.encoder)
         if base is None or row.train_task is None:
             return None
-        others = self.others(row)
-        return (self.off_task(row) - self.over(base, others, self.primary)).scaled(
-            self.direction(self.primary))
+        others = self.others(row, independent)
+        if not others:
+            return None
+        return (self.over(row, others, self.primary) - self.over(base, others, self.primary)
+                ).scaled(self.direction(self.primary))
 
     def balance(self, row: Row) -> Estimate | None:
         gain, off = self.gain(row), self.off_change(row)

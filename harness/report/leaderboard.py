@@ -10,7 +10,8 @@ import numpy as np
 from tabulate import tabulate
 
 from harness import keys
-from harness.report import paper, tables
+from harness.audit import Audit
+from harness.report import design, paper, tables
 from harness.report.figures import Figures, fmt_est
 from harness.report.plots import Loader, write_plots
 from harness.report.rows import Row, load_rows, merge_note
@@ -62,7 +63,12 @@ def render(store: ResultsReader, profile: str | None = None, seed: int | None = 
     rows, tasks, metrics, higher = sorted(loaded.rows, key=sort_key), loaded.tasks, \
         loaded.metrics, loaded.higher
     p = paper.primary_metric(metrics)
-    fig = Figures(rows, tasks, metrics, seed, p, higher)
+    stored = store.audit(tasks, seed)
+    audit = Audit.from_dict(stored) if stored else None
+    dependent = {t: [d for d in audit.dependent_on(t) if d in tasks] for t in tasks} \
+        if audit else None
+    fig = Figures(rows, tasks, metrics, seed, p, higher, dependent,
+                  audit.dependence if audit else None)
     samples = store.eval_samples(profile, seed)
     compositional = {t for t, s in samples.items() if s.compositional}
     stats = {k: v for k, v in store.merge_stats().items() if only is None or k in only}
@@ -76,7 +82,9 @@ def render(store: ResultsReader, profile: str | None = None, seed: int | None = 
                                             "base − variant: positive is always better.")
     out += ["## Headline", "",
             f"*On task*: scored on the task the variant was trained on; *off task*: mean over "
-            f"the other eval tasks (for a base model, over all of them). *Gain* and *off-task "
+            f"the other eval tasks whose labels are independent of the train task's (for a "
+            f"base model, over all of them; left out as dependent, see *Task design*: "
+            f"{paper.left_out(fig, fig.rows, ' → ')}). *Gain* and *off-task "
             f"Δ*: the same figures minus its base model's on the same sequences; *balance* = "
             f"(gain + off-task Δ) / 2, in `{md(p)}`.{lower} *CKA*: linear CKA between the "
             "variant's and its base's embeddings of the whole evaluation pool (1 = the base's "
@@ -86,6 +94,7 @@ def render(store: ResultsReader, profile: str | None = None, seed: int | None = 
             "interval against the ★ includes zero, so this run cannot rank them."
             + (" " + paper.MERGE_NOTE if show_stats else ""), ""]
     out += _headline(fig, stats if show_stats else None)
+    out += design.markdown(audit)
     if plot_dir is not None:
         out += _plots(fig, plot_dir, embeddings_loader(store, samples))
     out += tables.matrices(fig)

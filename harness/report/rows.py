@@ -109,10 +109,10 @@ def load_rows(store: ResultsReader, profile: str, seed: int, only: set[str] | No
         metrics.add(s.metric)
         if s.higher_is_better is not None:
             higher.setdefault(s.metric, s.higher_is_better)
-    for (cell, mk), values in sorted(store.samples({c for c, _ in cells}).items()):
-        if (cell, mk) in cells:
-            row, task, metric = cells[(cell, mk)]
-            row.samples.setdefault((task, metric), []).append(values)
+    found = store.samples({c for c, _ in cells})
+    for key, (row, task, metric) in cells.items():  # in seed order, as ``values`` is
+        if key in found:
+            row.samples.setdefault((task, metric), []).append(found[key])
     _add_analyses(store, profile, seed, by_variant, sorted(tasks))
     return Loaded(list(rows.values()), sorted(tasks), sorted(metrics),
                   {m: higher.get(m, True) for m in sorted(metrics)})

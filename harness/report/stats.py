@@ -1,9 +1,15 @@
-"""Paired bootstrap intervals over the evaluation samples, from the per-row metric values.
+"""Paired bootstrap intervals over the evaluation samples and the training seeds.
 
 Every variant is scored on the same eval sample of each task, row for row, so one set of
 resampled row indices per task serves every variant: differences between variants (a gain over
 the base, one merge against another) get *paired* intervals, much tighter than comparing two
 separate intervals. A figure that averages several tasks resamples each task's rows on its own.
+
+A draw is either the mean of a metric's per-row values on a resample (``Bootstrap.estimate``)
+or the metric recomputed on that resample by the scorer (``Bootstrap.counts`` gives it the
+resamples as row multiplicities; stored as ``samples.kind = 'draws'``). A figure over several
+training seeds is a two-level bootstrap (``Bootstrap.over_seeds``): each draw also resamples the
+seeds, so between-run spread enters the interval; with one seed it is the one-level bootstrap.
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ class Bootstrap:
     def __init__(self, seed: int, resamples: int = RESAMPLES):
         self.seed, self.resamples = seed, resamples
         self._idx: dict[tuple[str, int], np.ndarray] = {}
+        self._picks: dict[tuple[tuple[int, ...], int], np.ndarray] = {}
 
     def indices(self, task: str, n: int) -> np.ndarray:
         key = (task, n)
@@ -80,6 +87,38 @@ class Bootstrap:
                                             16))
             self._idx[key] = rng.integers(0, n, size=(self.resamples, n))
         return self._idx[key]
+
+    def counts(self, task: str, n: int) -> np.ndarray:
+        """(resamples, n): how often each row is in each resample of ``indices(task, n)``: what
+        a metric recomputed on the resamples (``Metric.resampled``) is given."""
+        idx = self.indices(task, n)
+        flat = (idx + n * np.arange(len(idx))[:, None]).ravel()
+        return np.bincount(flat, minlength=idx.size).reshape(idx.shape).astype(np.float64)
+
+    def seed_picks(self, seeds: tuple[int, ...], count: int) -> np.ndarray:
+        """(resamples, count) positions in 0..count-1 drawn with replacement: the training
+        seeds each draw takes. The same for every row with the same seeds (paired); all zeros
+        for one seed."""
+        key = (seeds, count)
+        if key not in self._picks:
+            rng = np.random.default_rng(int(content_hash("seeds", [int(s) for s in seeds], count,
+                                                         self.seed)[:12], 16))
+            self._picks[key] = rng.integers(0, count, size=(self.resamples, count))
+        return self._picks[key]
+
+    def over_seeds(self, value: float, draws: list[np.ndarray], seeds: tuple[int, ...]
+                   ) -> Estimate:
+        """A figure over training seeds: ``value`` with two-level draws, each the mean over a
+        resample of the seeds of those seeds' draws (``draws``: one array per seed, each a
+        draw per resample of the rows). Seeds whose draws are all NaN (undefined there) are
+        left out, as ``mean_of`` leaves them out of the value."""
+        kept = [np.asarray(d, dtype=np.float64) for d in draws
+                if len(d) == self.resamples and np.isfinite(d).any()]
+        if not kept or len(kept) < sum(np.isfinite(d).any() for d in draws):
+            return Estimate(value)
+        stacked = np.stack(kept)  # (seeds, resamples)
+        picks = self.seed_picks(seeds, len(kept))
+        return Estimate(value, stacked[picks, np.arange(self.resamples)[:, None]].mean(axis=1))
 
     def estimate(self, task: str, values: np.ndarray) -> Estimate:
         """The mean of the finite per-row values, with draws of the same mean on resamples."""
@@ -94,3 +133,16 @@ class Bootstrap:
         with np.errstate(invalid="ignore", divide="ignore"):
             draws = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         return Estimate(float(values[finite].mean()), draws)
+
+
+def seed_pooled(found: list[tuple[float, float, float]], z: float = 1.959964
+                ) -> tuple[float, float, float]:
+    """(value, low, high) over training seeds from each seed's symmetric interval (value ±
+    z·sd, e.g. CKA's half-sample interval): the mean value, ± z·sqrt(mean sd² + between-seed
+    variance / seeds). One seed: its own interval."""
+    values = np.array([f[0] for f in found], dtype=np.float64)
+    sds = np.array([(f[2] - f[1]) / (2 * z) for f in found], dtype=np.float64)
+    value = float(values.mean())
+    between = float(values.var(ddof=1)) / len(values) if len(values) > 1 else 0.0
+    spread = z * float(np.sqrt(np.mean(sds**2) + between))
+    return value, value - spread, value + spread

@@ -54,7 +54,8 @@ def matrices(fig: Figures) -> list[str]:
            f"Change in `{md(fig.primary)}` against the base model{direction}, for each train "
            "task (rows) on each eval task (columns). The diagonal is the gain; the rest is what "
            "training on one task did to the others (adapter dominance shows as a bright "
-           "diagonal and negative elsewhere).", ""]
+           "diagonal and negative elsewhere). † an eval task whose labels depend on the train "
+           "task's (see *Task design*): not counted off-task.", ""]
     for (encoder, adapter, merge), by_task in groups.items():
         base = fig.bases[encoder]
         name = f"{encoder} + {adapter}" + (f" + {merge}" if merge else "")
@@ -65,7 +66,8 @@ def matrices(fig: Figures) -> list[str]:
             for t in fig.tasks:
                 d = fig.change(by_task[train], base, t)
                 text = f"{d:+.3f}" if math.isfinite(d) else "n/a"
-                cells.append(f"**{text}**" if t == train else text)
+                dagger = "†" if t in fig.left_out(train) else ""
+                cells.append(f"**{text}**" if t == train else text + dagger)
             body.append([md(train)] + cells)
         out += [_table(body, ["train \\ eval"] + [md(t) for t in fig.tasks]), ""]
     return out

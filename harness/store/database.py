@@ -1,8 +1,8 @@
 """The results store: a SQLite database of runs, variants, scores and analyses beside the
 content-addressed artifact folder (``harness.store.artifacts``).
 
-    results.sqlite     runs, variants, scores, samples (per-row metric values), analyses,
-                       merge_stats, failures, eval_samples (see ``harness.store.schema``)
+    results.sqlite     runs, variants, scores, samples (per-row metric values or draws),
+                       analyses, merge_stats, failures, eval_samples (``harness.store.schema``)
     artifacts/         checkpoints and embeddings
 
 Each cell's scores (and per-row values) are committed in one transaction, so a cell is either
@@ -25,7 +25,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.store import schema
 from harness.store.artifacts import Artifacts
-from harness.store.queries import Queries
+from harness.store.queries import Draws, Queries
 from harness.store.records import EvalSampleRecord, ScoreRow, VariantRecord, Where
 
 
@@ -126,6 +126,14 @@ class Store(Artifacts, Queries):
         with self.transaction() as db:
             _insert_eval_samples(db, records)
 
+    def put_audit(self, key: str, tasks: list[str], profile: str, eval_seed: int, run_id: int,
+                  data: dict[str, Any]) -> None:
+        """A run's task audit (``harness.audit``), keyed by its tasks' identities and seed."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO audits (key, tasks, profile, eval_seed, run_id, "
+                       "data) VALUES (?,?,?,?,?,?)", (key, json.dumps(sorted(tasks)), profile,
+                                                     eval_seed, run_id, _json(data)))
+
     def put_analyses(self, variant: str, pool: str, tasks: list[str], profile: str,
                      eval_seed: int, run_id: int,
                      rows: list[tuple[str, str, float, float, float]]) -> None:
@@ -147,17 +155,19 @@ class Store(Artifacts, Queries):
                    scores: list[ScoreRow], samples: dict[str, np.ndarray] | None = None
                    ) -> None:
         """``scores``: one row per metric, stored in one transaction with ``samples`` (metric
-        key -> per-row values of metrics that decompose); ``where``: (profile, eval seed, run
-        id). A stored score clears the cell's failure."""
+        key -> per-row values of metrics that decompose, or ``Draws`` of metrics recomputed on
+        the bootstrap resamples); ``where``: (profile, eval seed, run id). A stored score
+        clears the cell's failure."""
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO scores (cell, metric_key, variant, task, "
                            "metric, value, note, profile, eval_seed, run_id, higher_is_better) "
                            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                            [(cell, mk, variant, task, label, value, note, *where, int(higher))
                             for mk, label, value, note, higher in scores])
-            db.executemany("INSERT OR REPLACE INTO samples (cell, metric_key, n, data) "
-                           "VALUES (?,?,?,?)",
-                           [(cell, mk, len(v), np.asarray(v, dtype="<f4").tobytes())
+            db.executemany("INSERT OR REPLACE INTO samples (cell, metric_key, n, data, kind) "
+                           "VALUES (?,?,?,?,?)",
+                           [(cell, mk, len(v), np.asarray(v, dtype="<f4").tobytes(),
+                             "draws" if isinstance(v, Draws) else "rows")
                             for mk, v in (samples or {}).items()])
             db.execute("DELETE FROM failures WHERE cell=?", (cell,))
 

@@ -32,6 +32,13 @@ def _num(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+class Draws(np.ndarray):
+    """A ``samples`` blob of kind 'draws': a metric recomputed on each of the leaderboard's
+    shared bootstrap resamples (``Metric.resampled``), not per-row values. A plain array viewed
+    as this type (``np.asarray(draws).view(Draws)``) is written with that kind and read back
+    as it; every other blob is per-row values."""
+
+
 class Queries:
     """Mixed into ``Store``: reads over ``self.db``."""
 
@@ -94,14 +101,19 @@ class Queries:
                                               (cell,))}
 
     def samples(self, cells: set[str] | None = None) -> dict[tuple[str, str], np.ndarray]:
-        """(cell, metric_key) -> per-row values, for the given cells (default all)."""
+        """(cell, metric_key) -> per-row values, or ``Draws`` where the blob's kind is 'draws',
+        for the given cells (default all)."""
         out = {}
-        for cell, mk, n, data in self.db.execute("SELECT cell, metric_key, n, data FROM samples"):
+        for cell, mk, n, data, kind in self.db.execute(
+                "SELECT cell, metric_key, n, data, kind FROM samples"):
             if cells is not None and cell not in cells:
                 continue
+            if kind not in (None, "rows", "draws"):
+                continue  # written by a newer harness: not ours to read
             values = np.frombuffer(data, dtype="<f4")
             if len(values) == n:  # a short blob is never used
-                out[(cell, mk)] = values.astype(np.float64)
+                values = values.astype(np.float64)
+                out[(cell, mk)] = values.view(Draws) if kind == "draws" else values
         return out
 
     def failures(self, profile: str, eval_seed: int) -> list[FailureRecord]:
@@ -173,3 +185,21 @@ class Queries:
         return {r["key"]: _loads(r["info"], {}) for r in self._rows(
             "SELECT key, info FROM variants WHERE roles IS NULL OR instr(roles, "
             "'\"partial\": true') > 0 ORDER BY key")}
+
+    # ----------------------------------------------------------------------------- audits
+
+    def has_audit(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM audits WHERE key = ?", (key,)).fetchone() \
+            is not None
+
+    def audit(self, tasks: list[str], eval_seed: int) -> dict[str, Any] | None:
+        """The latest stored task audit of exactly these tasks (names) and seed, as
+        ``harness.audit.Audit.as_dict`` wrote it; None where there is none."""
+        wanted = json.dumps(sorted(tasks))
+        for r in self._rows("SELECT tasks, data FROM audits WHERE eval_seed = ? "
+                            "ORDER BY run_id DESC, key", (eval_seed,)):
+            data = _loads(r["data"], None)
+            if json.dumps(sorted(_loads(r["tasks"], []))) == wanted and isinstance(data, dict):
+                return data
+        return None
+

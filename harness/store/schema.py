@@ -6,13 +6,18 @@ task's evaluation sample with its declared flags (``eval_samples``), so that the
 renders from the store alone. A schema-1 store is upgraded in place when it is opened: the
 columns and the table are added (nothing is recomputed) and the store is marked for a one-time
 backfill of those facts from the installed plugins (``harness.backfill``).
+
+Schema 3 adds each run's task audit (``audits``: nuisance AUCs and label dependence of the
+tasks it evaluated, ``harness.audit``) and what a stored ``samples`` blob holds
+(``samples.kind``: NULL or 'rows' for per-row values, 'draws' for a metric recomputed on each
+bootstrap resample). A schema-2 store gains both when it is opened; its old blobs are per-row.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-VERSION = 2
+VERSION = 3
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -27,7 +32,8 @@ CREATE TABLE IF NOT EXISTS scores (
     profile TEXT, eval_seed INTEGER, run_id INTEGER, higher_is_better INTEGER,
     PRIMARY KEY (cell, metric_key));
 CREATE TABLE IF NOT EXISTS samples (
-    cell TEXT, metric_key TEXT, n INTEGER, data BLOB, PRIMARY KEY (cell, metric_key));
+    cell TEXT, metric_key TEXT, n INTEGER, data BLOB, kind TEXT,
+    PRIMARY KEY (cell, metric_key));
 CREATE TABLE IF NOT EXISTS analyses (
     variant TEXT, pool TEXT, tasks TEXT, profile TEXT, eval_seed INTEGER, run_id INTEGER,
     kind TEXT, name TEXT, value REAL, lo REAL, hi REAL,
@@ -39,6 +45,9 @@ CREATE TABLE IF NOT EXISTS failures (
 CREATE TABLE IF NOT EXISTS eval_samples (
     key TEXT PRIMARY KEY, task TEXT, profile TEXT, eval_seed INTEGER, run_id INTEGER,
     info TEXT, sequences TEXT, labels TEXT);
+CREATE TABLE IF NOT EXISTS audits (
+    key TEXT PRIMARY KEY, tasks TEXT, profile TEXT, eval_seed INTEGER, run_id INTEGER,
+    data TEXT);
 """
 
 #: from schema N to N + 1 (appended columns keep the layout of a fresh store)
@@ -46,6 +55,7 @@ UPGRADES = {
     1: ["ALTER TABLE variants ADD COLUMN roles TEXT",
         "ALTER TABLE scores ADD COLUMN higher_is_better INTEGER",
         "INSERT OR REPLACE INTO meta VALUES ('backfill', 'pending')"],
+    2: ["ALTER TABLE samples ADD COLUMN kind TEXT"],  # the audits table: CREATE IF NOT EXISTS
 }
 
 #: rows that cannot have been written by this harness: never read, deleted, recomputed

@@ -1,0 +1,78 @@
+"""The task audit as tables: ``harness tasks --audit`` on a terminal and the leaderboard's
+"Task design" section, from one ``harness.audit.Audit``."""
+
+from __future__ import annotations
+
+import math
+
+from tabulate import tabulate
+
+from harness.audit import BOUND, DEPENDENT, NUISANCES, Audit
+
+
+def _auc(value: float, exempt: bool) -> str:
+    text = "n/a" if not math.isfinite(value) else f"{value:.2f}"
+    return f"({text})" if exempt else text
+
+
+def nuisance_table(audit: Audit) -> tuple[list[str], list[list[str]]]:
+    header = ["task", "draws", "strongest", "verdict", *NUISANCES]
+    rows = []
+    for t in audit.tasks:
+        name, value = t.strongest
+        verdict = "flagged: " + t.error if t.error else "passes" if t.passes else "flagged"
+        rows.append([t.task, str(t.draws), f"{name} {value:.2f}" if name else "—", verdict,
+                     *(_auc(t.aucs.get(n, math.nan), n in t.exempt) for n in NUISANCES)])
+    return header, rows
+
+
+def dependence_table(audit: Audit) -> tuple[list[str], list[list[str]]]:
+    names = [t.task for t in audit.tasks]
+    rows = []
+    for a in names:
+        cells = []
+        for b in names:
+            v = audit.dependence.get((a, b), math.nan)
+            cells.append("—" if a == b else "n/a" if not math.isfinite(v) else
+                         f"**{v:.2f}**" if v >= DEPENDENT else f"{v:.2f}")
+        rows.append([a, *cells])
+    return ["task", *names], rows
+
+
+def terminal(audit: Audit) -> str:
+    head, rows = nuisance_table(audit)
+    dep_head, dep_rows = dependence_table(audit)
+    dep_rows = [[c.replace("**", "") for c in r] for r in dep_rows]
+    return "\n".join([
+        f"Nuisance AUCs (cross-validated, 0.5 = chance; flagged above {BOUND} plus twice the "
+        "sampling error of the draws; (parenthesised): the property itself, exempt)",
+        tabulate(rows, head, tablefmt="simple", disable_numparse=True), "",
+        f"Label dependence (Cramér's V on the pooled draws where both labels apply; >= "
+        f"{DEPENDENT}: dependent, left out of each other's off-task figures)",
+        tabulate(dep_rows, dep_head, tablefmt="simple", disable_numparse=True)])
+
+
+def markdown(audit: Audit | None) -> list[str]:
+    out = ["## Task design", ""]
+    if audit is None:
+        return out + ["No task audit is stored for these tasks (a store made before audits "
+                      "existed): `harness run` with the same tasks adds it, and "
+                      "`harness tasks --audit` shows it.", ""]
+    flagged = [t.task for t in audit.tasks if not t.passes]
+    out += [f"What else predicts each task's label: every simple feature of a sequence, alone, "
+            f"as a cross-validated AUC on {audit.tasks[0].draws if audit.tasks else 0:,} draws "
+            f"of the task's sampler (0.5 = chance). A task is flagged when one exceeds {BOUND} "
+            "by more than twice a chance AUC's sampling error at that many draws; "
+            "(parenthesised) figures are the property itself and exempt. "
+            + (f"**Flagged: {', '.join(flagged)}** — a model can score on "
+               f"{'it' if len(flagged) == 1 else 'them'} without the named property."
+               if flagged else "Every task passes."), ""]
+    head, rows = nuisance_table(audit)
+    out += [tabulate(rows, head, tablefmt="github", disable_numparse=True), ""]
+    out += [f"Dependence between tasks' labels (Cramér's V on the pooled draws, on the "
+            f"sequences where both apply). **Bold**: V >= {DEPENDENT}, fixed before any "
+            "verdict was read: such a pair measures one skill, so a variant trained on one "
+            "does not count the other as off-task.", ""]
+    head, rows = dependence_table(audit)
+    out += [tabulate(rows, head, tablefmt="github", disable_numparse=True), ""]
+    return out
