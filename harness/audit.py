@@ -81,23 +81,13 @@ NUISANCES: dict[str, Callable[[tuple[int, ...]], float]] = {
 
 
 def auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """ROC AUC of ``scores`` for the boolean ``positive`` (ties count half)."""
-    pos, neg = int(positive.sum()), int((~positive).sum())
-    if not pos or not neg:
+    """ROC AUC of ``scores`` for the boolean ``positive`` (ties count half); NaN where one
+    side is empty."""
+    from sklearn.metrics import roc_auc_score
+
+    if positive.all() or not positive.any():
         return math.nan
-    ranks = _ranks(scores)
-    return float((ranks[positive].sum() - pos * (pos + 1) / 2) / (pos * neg))
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x))
-    sorted_x = x[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_x)) + 1]
-    ends = np.r_[starts[1:], len(x)]
-    for a, b in zip(starts, ends, strict=True):
-        ranks[order[a:b]] = (a + b + 1) / 2
-    return ranks
+    return float(roc_auc_score(positive, scores))
 
 
 def predictive_auc(feature: np.ndarray, labels: np.ndarray, k: int, seed: int = 0) -> float:

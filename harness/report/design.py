@@ -26,7 +26,8 @@ def nuisance_table(audit: Audit) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def dependence_table(audit: Audit) -> tuple[list[str], list[list[str]]]:
+def dependence_table(audit: Audit, bold: bool = True) -> tuple[list[str], list[list[str]]]:
+    """The pairwise Cramér's V matrix; dependent pairs in bold (markdown) where ``bold``."""
     names = [t.task for t in audit.tasks]
     rows = []
     for a in names:
@@ -34,15 +35,14 @@ def dependence_table(audit: Audit) -> tuple[list[str], list[list[str]]]:
         for b in names:
             v = audit.dependence.get((a, b), math.nan)
             cells.append("—" if a == b else "n/a" if not math.isfinite(v) else
-                         f"**{v:.2f}**" if v >= DEPENDENT else f"{v:.2f}")
+                         f"**{v:.2f}**" if v >= DEPENDENT and bold else f"{v:.2f}")
         rows.append([a, *cells])
     return ["task", *names], rows
 
 
 def terminal(audit: Audit) -> str:
     head, rows = nuisance_table(audit)
-    dep_head, dep_rows = dependence_table(audit)
-    dep_rows = [[c.replace("**", "") for c in r] for r in dep_rows]
+    dep_head, dep_rows = dependence_table(audit, bold=False)
     return "\n".join([
         f"Nuisance AUCs (cross-validated, 0.5 = chance; flagged above {BOUND} plus twice the "
         "sampling error of the draws; (parenthesised): the property itself, exempt)",
