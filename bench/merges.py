@@ -24,7 +24,7 @@ from harness.params import label
 from harness.plugins.interpolation import Linear, Slerp
 from harness.plugins.pretrained import converted_smollm2
 from harness.plugins.soups import GreedySoup, Soup
-from harness.plugins.task_vectors import Dare, ModelStock, TaskArithmetic, Ties
+from harness.plugins.task_vectors import Dare, DareTies, ModelStock, TaskArithmetic, Ties
 from harness.store import Store
 
 Tensors = dict[str, torch.Tensor]
@@ -96,8 +96,11 @@ def reset_peak() -> bool:
         return False
 
 
+# fixed λ (and density): one merge each; with λ left to the held-out choice, a merge is one call
+# per grid point
 MERGES = [Soup(), Slerp(), Slerp(between="checkpoints", space="task-vectors"), Linear(),
-          TaskArithmetic(), Ties(), Dare(), ModelStock(), GreedySoup()]
+          TaskArithmetic(scale=1.0), Ties(scale=1.0, density=0.2), Dare(scale=1.0),
+          DareTies(scale=1.0), ModelStock(), GreedySoup(), Slerp(over="tasks")]
 
 
 def ingredients_of(store: str) -> tuple[Tensors, list[Tensors], str]:

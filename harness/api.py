@@ -9,14 +9,15 @@ field values into the content key of everything it produces.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from collections.abc import Sequence as Seq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
+from harness.component import Component
 from harness.errors import HarnessError, MetricUndefined
+from harness.merges import REPLICATES, Merge, Merged, Over, PooledMerge, Scorer
 from harness.profiles import PROFILES, Profile
 from harness.sampling import balanced_sample
 
@@ -29,17 +30,8 @@ KINDS = ("encoders", "adapters", "merges", "tasks", "metrics")
 
 __all__ = ["KINDS", "PROFILES", "Adapter", "Backbone", "Checkpoint", "Component", "Encoder",
            "Family", "HarnessError", "Merge", "Merged", "Metric", "MetricUndefined", "Over",
-           "PooledMerge", "Profile", "Scorer", "Sequence", "Task", "balanced_sample", "render"]
-
-
-class Component:
-    """Base of every plugin component. Subclasses are ``@dataclass(frozen=True)``."""
-
-    name: ClassVar[str]
-    version: ClassVar[str] = "1"
-    #: in the default grid (``harness run --all`` and kinds not named); off for components that
-    #: need a parameter to run or that the default grid leaves out to keep its time budget
-    in_all: ClassVar[bool] = True
+           "PooledMerge", "Profile", "REPLICATES", "Scorer", "Sequence", "Task",
+           "balanced_sample", "render"]
 
 
 # ---------------------------------------------------------------------------------------- tasks
@@ -179,81 +171,6 @@ class Adapter(Component):
             profile: Profile) -> list[Checkpoint]:
         """Train ``backbone`` in place; return checkpoints in stage order (empty: no training)."""
         raise NotImplementedError
-
-
-# --------------------------------------------------------------------------------------- merges
-
-
-@dataclass(frozen=True)
-class Merged:
-    """What a merge may return instead of a plain dict: the tensors plus figures about how the
-    merge went (e.g. SLERP's fraction of tensors that fell back to linear), which the harness
-    stores with the variant and the leaderboard shows."""
-
-    tensors: dict[str, torch.Tensor]
-    stats: dict[str, float] = field(default_factory=dict)
-
-
-#: scores candidate weights (a dict like a merge's result) on held-out data of the variant's
-#: train task, higher is better; given to merges whose ``scored_by()`` names a metric
-Scorer = Callable[[dict[str, "torch.Tensor"]], float]
-
-Over = Literal["stages", "seeds", "both"]
-
-
-class Merge(Component):
-    """A pure function of tensors: base weights + checkpoints (the *ingredients*) -> new weights.
-
-    ``base`` holds the base value of every tensor any ingredient changed; every ingredient holds
-    a value for every one of those names. By default the ingredients are the stage checkpoints
-    of the variant's training run, in stage order (see ``ingredients``). Return a dict with a
-    value for every name of ``base``, with the base's shape, or a ``Merged``.
-    """
-
-    #: with one checkpoint, the result is that checkpoint (checked by the contract tests)
-    identity_on_one: ClassVar[bool] = True
-    #: the name of the parameter that takes this merge from the base model (0) to the unmerged
-    #: one (1) when its other parameters keep their defaults (``t`` for SLERP): the leaderboard
-    #: plots such merges as a sweep; empty: not an interpolation
-    interpolates: ClassVar[str] = ""
-    #: the merge that is this one's control at the same value of ``interpolates`` (SLERP's is
-    #: linear interpolation): plotted and compared beside it; empty: none
-    control: ClassVar[str] = ""
-    #: the harness's own "no merge" (the final checkpoint, always evaluated); plugins leave it
-    #: False
-    reference: ClassVar[bool] = False
-
-    def ingredients(self) -> tuple[Over, int]:
-        """Which checkpoints the harness passes, and from how many training runs (consecutive
-        seeds from the variant's own): ``stages`` every stage of one run; ``seeds`` the final
-        checkpoint of each run; ``both`` every stage of every run (runs in seed order)."""
-        return ("stages", 1)
-
-    def scored_by(self) -> str | None:
-        """The metric the harness's ``Scorer`` uses for this merge; None: no scorer needed."""
-        return None
-
-    def merge(self, base: dict[str, torch.Tensor], checkpoints: list[dict[str, torch.Tensor]],
-              score: Scorer | None = None) -> dict[str, torch.Tensor] | Merged:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class PooledMerge(Merge):
-    """A merge whose ingredients the user picks with ``over=`` and ``runs=``."""
-
-    over: Over = field(default="stages", metadata={
-        "help": "ingredients: stages (every stage checkpoint of one training run), seeds (the "
-                "final checkpoint of `runs` runs with consecutive seeds) or both"})
-    runs: int = field(default=2, metadata={
-        "help": "training runs (consecutive seeds) pooled when over is seeds or both"})
-
-    def __post_init__(self) -> None:
-        if self.runs < 1:
-            raise ValueError(f"runs must be >= 1, got {self.runs}")
-
-    def ingredients(self) -> tuple[Over, int]:
-        return (self.over, 1 if self.over == "stages" else self.runs)
 
 
 # -------------------------------------------------------------------------------------- metrics

@@ -140,9 +140,8 @@ def _execute(registry: Registry, request: Request, options: Options,
     for what, why in plan.skipped:
         say(f"skipped: {what}: {why}")
     commit, packages = provenance()
-    run_id = store.start_run(options.argv, plan.profile.name,
-                             list(range(plan.seed, plan.seed + request.seeds)), commit,
-                             packages, _now())
+    seeds = sorted({s for v in plan.variants for s, _ in v.runs} | {plan.seed})
+    run_id = store.start_run(options.argv, plan.profile.name, seeds, commit, packages, _now())
     store.put_eval_samples([eval_sample_record(t, plan.profile.name, plan.seed, run_id)
                             for t in plan.tasks])
     audit_tasks(plan, store, run_id, say)

@@ -26,8 +26,16 @@ def content_hash(*parts: Any) -> str:
 
 
 def identity(obj: Any) -> dict[str, Any]:
-    """What a component contributes to a content hash."""
-    return {"name": obj.name, "version": str(obj.version), "params": params_of(obj)}
+    """What a component contributes to a content hash. A parameter in ``added_params`` (of the
+    class or a base) is left out while it holds its default, so adding it kept the keys."""
+    added = {n for c in type(obj).__mro__ for n in getattr(c, "added_params", ())}
+    params = params_of(obj)
+    if added:
+        defaults = {f.name: f.default for f in dataclasses.fields(obj)} \
+            if dataclasses.is_dataclass(obj) else {}
+        params = {k: v for k, v in params.items()
+                  if k not in added or k not in defaults or v != defaults[k]}
+    return {"name": obj.name, "version": str(obj.version), "params": params}
 
 
 def seed_of(*parts: Any) -> int:
@@ -66,7 +74,7 @@ def base_key(encoder: Encoder) -> str:
 
 
 #: Profile fields that do not change what a training run computes (added after keys froze)
-NOT_TRAINING = ("audit_draws", "seeds")
+NOT_TRAINING = ("audit_draws", "seeds", "efficient_seeds")
 
 
 def profile_fields(profile: Profile) -> dict[str, Any]:
@@ -89,6 +97,11 @@ def variant_key(encoder: Encoder, train: str, merge: Merge | None) -> str:
     """A trained variant: its first training run's key and its merge (None: unmerged)."""
     return content_hash("variant", identity(encoder), train,
                         identity(merge) if merge else None)
+
+
+def cross_key(encoder: Encoder, trains: list[str], merge: Merge) -> str:
+    """A cross-task merge (``over=tasks``): the keys of every run it merges, and the merge."""
+    return content_hash("variant", identity(encoder), "tasks", list(trains), identity(merge))
 
 
 def cell_key(variant: str, eval_sample: str) -> str:

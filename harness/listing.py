@@ -11,7 +11,8 @@ from harness.registry import Registry
 #: what each kind declares about itself, shown by ``harness plugins``
 DECLARED = {"encoders": ("family", "from_scratch"),
             "adapters": ("kind", "parameter_efficient", "reference"),
-            "merges": ("interpolates", "control", "reference", "identity_on_one"),
+            "merges": ("interpolates", "control", "reference", "identity_on_one", "comparator",
+                       "replicates"),
             "tasks": ("classes", "compositional", "trains_by_default", "exempt_nuisances"),
             "metrics": ("higher_is_better",)}
 

@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import keys
-from harness.api import PROFILES, Adapter, Encoder, HarnessError, Merge, Metric, Profile, Task
+from harness.api import (
+    PROFILES,
+    REPLICATES,
+    Adapter,
+    Encoder,
+    HarnessError,
+    Merge,
+    Metric,
+    Profile,
+    Task,
+)
 from harness.leaks import RULE
 from harness.params import describe, label, params_of
 from harness.reference import NONE
@@ -35,22 +45,40 @@ class Variant:
     group: str
     #: (seed, train key) of every training run the merge pools, the variant's own first
     runs: list[tuple[int, str]] = field(default_factory=list)
+    #: a cross-task merge (``over=tasks``): the task each of ``runs`` trained on, by name;
+    #: empty for every other variant (its runs trained on ``train_task``)
+    run_tasks: list[Task] = field(default_factory=list)
+
+    def task_of(self, run: int) -> Task | None:
+        """The task training run ``runs[run]`` trains on."""
+        return self.run_tasks[run] if self.run_tasks else self.train_task
+
+    @property
+    def merged_names(self) -> list[str]:
+        return [t.name for t in self.run_tasks]
 
     def record(self, profile: Profile) -> VariantRecord:
+        train_task = "+".join(self.merged_names) if self.run_tasks else \
+            self.train_task.name if self.train_task else None
+        roles = roles_of(type(self.encoder), type(self.adapter) if self.adapter else None,
+                         type(self.merge) if self.merge else None,
+                         params_of(self.merge) if self.merge else {})
+        if self.run_tasks:
+            roles["tasks"] = self.merged_names
         return VariantRecord(
             key=self.key, encoder=label(self.encoder), family=self.encoder.family,
             adapter=label(self.adapter) if self.adapter else NONE,
-            train_task=self.train_task.name if self.train_task else None, seed=self.seed,
+            train_task=train_task, seed=self.seed,
             merge=label(self.merge) if self.merge else NONE, group=self.group,
             profile=profile.name if self.adapter else "",
             info={"encoder": keys.identity(self.encoder),
                   "adapter": keys.identity(self.adapter) if self.adapter else None,
                   "train_task": keys.identity(self.train_task) if self.train_task else None,
                   "merge": keys.identity(self.merge) if self.merge else None,
-                  "profile": dataclasses.asdict(profile) if self.adapter else None},
-            roles=roles_of(type(self.encoder), type(self.adapter) if self.adapter else None,
-                           type(self.merge) if self.merge else None,
-                           params_of(self.merge) if self.merge else {}))
+                  "profile": dataclasses.asdict(profile) if self.adapter else None,
+                  **({"merged_tasks": [keys.identity(t) for t in self.run_tasks]}
+                     if self.run_tasks else {})},
+            roles=roles)
 
 
 @dataclass
@@ -86,6 +114,9 @@ def roles_of(encoder: type[Any] | None, adapter: type[Any] | None, merge: type[A
                              "merge": merge.name if merge else None,
                              "control": (getattr(merge, "control", "") or "") if merge else "",
                              "t": None}
+    replicate = str(getattr(merge, "replicates", "") or "") if merge is not None else ""
+    if replicate:
+        roles["replicate"] = replicate
     sweep = (getattr(merge, "interpolates", "") or "") if merge else ""
     if merge is not None and sweep in merge_params:
         defaults = {d["name"]: d["default"] for d in describe(merge)}
@@ -107,11 +138,44 @@ def group_of(encoder: Encoder, adapter: Adapter | None, merge: Merge | None) -> 
         trained = f"LLM + {kind}"
     else:
         trained = "non-LLM from scratch" if encoder.from_scratch else f"non-LLM fine-tuned ({kind})"
-    return trained if merge is None else f"{trained} + {merge.name}"
+    if merge is None:
+        return trained
+    across = " across tasks" if merge.ingredients()[0] == "tasks" else ""
+    return f"{trained} + {merge.name}{across}"
+
+
+def replicated(merge: Merge) -> list[Merge]:
+    """A merge with a random seed (``Merge.replicates``) left at its default, as ``REPLICATES``
+    merges with consecutive seeds; any other merge as itself."""
+    name = getattr(merge, "replicates", "") or ""
+    if not name or not dataclasses.is_dataclass(merge):
+        return [merge]
+    default = {f.name: f.default for f in dataclasses.fields(merge)}.get(name)
+    if not isinstance(default, int) or getattr(merge, name) != default:
+        return [merge]
+    return [merge, *(dataclasses.replace(merge, **{name: default + i})  # type: ignore[misc]
+                     for i in range(1, REPLICATES))]
+
+
+def merged_tasks(merge: Merge, tasks: list[Task], train_tasks: list[Task]) -> list[Task]:
+    """The tasks a cross-task merge combines, in name order: those it names (each must be an
+    eval task of the run, where its retention is measured), else the run's train tasks."""
+    names = list(merge.merged_tasks())
+    by_name = {t.name: t for t in tasks}
+    if names:
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise HarnessError(f"merge {label(merge)!r}: task {unknown[0]!r} is not an eval "
+                               f"task of this run; add --task {unknown[0]}")
+        chosen = [by_name[n] for n in names]
+    else:
+        chosen = [t for t in train_tasks if t.name in by_name]
+    return sorted(chosen, key=lambda t: t.name)
 
 
 def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
-               seeds: int) -> Plan:
+               seeds: int | None = None) -> Plan:
+    """``seeds``: training seeds per variant; None: the profile's (``Profile.seeds_for``)."""
     if not sel.encoders:
         raise HarnessError("no encoder selected; pass --encoder NAME or --all")
     if not sel.tasks:
@@ -123,6 +187,25 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
     rules: dict[str, int | None] = {}
     trainers = [a for a in sel.adapters if not a.reference]
     merges = [m for m in sel.merges if not m.reference]
+    for given in merges:
+        wanted = given.ingredients()
+        if wanted[0] not in ("stages", "seeds", "both", "tasks") or wanted[1] < 1:
+            raise HarnessError(f"merge {given.name!r}: ingredients() returned {wanted!r}; "
+                               "expected ('stages'|'seeds'|'both'|'tasks', runs >= 1)")
+    merges = [r for m in merges for r in replicated(m)]
+    cross = [m for m in merges if m.ingredients()[0] == "tasks"]
+    merges = [m for m in merges if m not in cross]
+    train_tasks = list(sel.tasks if sel.train_tasks is None else sel.train_tasks)
+    task_sets = {id(m): merged_tasks(m, sel.tasks, train_tasks) for m in cross}
+    for m in cross:
+        if len(task_sets[id(m)]) < 2:
+            skipped.append((label(m), "merges across tasks and needs two train tasks or more "
+                            "(--train-task, or tasks=a+b)"))
+    cross = [m for m in cross if len(task_sets[id(m)]) >= 2]
+    # a merged task nobody trains on still needs its fine-tune (retention is measured
+    # against it): trained, unmerged only
+    extra = [t for m in cross for t in task_sets[id(m)] if t not in train_tasks]
+    extra = [t for i, t in enumerate(extra) if t not in extra[:i]]
     for enc in sel.encoders:
         key = keys.base_key(enc)
         variants.setdefault(key, Variant(key, enc, None, None, None, None, None,
@@ -133,11 +216,13 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
                 reason = ok if isinstance(ok, str) else "not supported"
                 skipped.append((f"{label(enc)} + {label(adapter)}", reason))
                 continue
-            for task in (sel.tasks if sel.train_tasks is None else sel.train_tasks):
+            n_seeds = profile.seeds_for(adapter, seeds)
+            for task in [*train_tasks, *extra]:
                 if task.name not in rules:  # drawn here: a universe too small is a usage error
                     rules[task.name] = RULE if rule_changes(task, profile, seed) else None
-                for s in range(seed, seed + seeds):
-                    for merge in [None, *merges]:
+                for s in range(seed, seed + n_seeds):
+                    single: list[Merge | None] = [None, *(merges if task in train_tasks else [])]
+                    for merge in single:
                         n_runs = merge.ingredients()[1] if merge else 1
                         runs = [(r, keys.train_key(enc, adapter, task, r, seed, profile,
                                                    rules[task.name]))
@@ -145,18 +230,22 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
                         key = keys.variant_key(enc, runs[0][1], merge)
                         variants[key] = Variant(key, enc, adapter, task, s, merge, runs[0][1],
                                                 group_of(enc, adapter, merge), runs)
+            for across in cross:
+                for s in range(seed, seed + n_seeds):
+                    tasks = task_sets[id(across)]
+                    runs = [(s, keys.train_key(enc, adapter, t, s, seed, profile, rules[t.name]))
+                            for t in tasks]
+                    key = keys.cross_key(enc, [k for _, k in runs], across)
+                    variants[key] = Variant(key, enc, adapter, None, s, across, runs[0][1],
+                                            group_of(enc, adapter, across), runs, list(tasks))
     scorers = {}
-    for merge in merges:
-        wanted = merge.ingredients()
-        if wanted[0] not in ("stages", "seeds", "both") or wanted[1] < 1:
-            raise HarnessError(f"merge {merge.name!r}: ingredients() returned {wanted!r}; "
-                               "expected ('stages'|'seeds'|'both', runs >= 1)")
-        metric = merge.scored_by()
+    for scored in [*merges, *cross]:
+        metric = scored.scored_by()
         if metric is not None and metric not in scorers:
             try:
                 scorers[metric] = registry.get("metrics", metric)()
             except HarnessError as err:
-                raise HarnessError(f"merge {label(merge)!r} scores with {err}") from None
+                raise HarnessError(f"merge {label(scored)!r} scores with {err}") from None
     for task in sel.tasks:
         eval_sample(task, profile, seed)  # a broken sampler is a usage error before the run
     cells = [Cell(keys.cell_key(v.key, keys.eval_key(t, profile, seed)), v, t)
@@ -167,7 +256,7 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
 
 def plan_request(registry: Registry, request: Request) -> Plan:
     """The plan of a ``Request``: what ``harness run`` computes, on any machine."""
-    if request.seeds < 1:
+    if request.seeds is not None and request.seeds < 1:
         raise HarnessError(f"--seeds must be >= 1, got {request.seeds}")
     if request.profile not in PROFILES:
         raise HarnessError(f"unknown profile {request.profile!r} (known: "

@@ -22,12 +22,27 @@ class Profile:
     audit_draws: int = 10_000
     #: training seeds per variant when ``--seeds`` is not given
     seeds: int = 1
+    #: training seeds of a parameter-efficient adapter (``Adapter.parameter_efficient``, e.g.
+    #: LoRA) when ``--seeds`` is not given; 0: ``seeds``. Claim 2 compares LLM and non-LLM
+    #: encoders adapted this way, so both sides get the same count. (Not yet raised on
+    #: ``quick``: a second seed's cost against the cold-run budget is still to be measured.)
+    efficient_seeds: int = 0
+
+    def seeds_for(self, adapter: object, given: int | None = None) -> int:
+        """Training seeds of one adapter's runs: ``given`` (``--seeds``) if set, else the
+        profile's default for that kind of adapter."""
+        if given is not None:
+            return given
+        efficient = bool(getattr(adapter, "parameter_efficient", False))
+        return self.efficient_seeds if efficient and self.efficient_seeds else self.seeds
 
     def __post_init__(self) -> None:
         for attr in ("train_size", "eval_size", "epochs", "batch_size", "stages", "audit_draws",
                      "seeds"):
             if getattr(self, attr) < 1:
                 raise HarnessError(f"profile {self.name}: {attr} must be >= 1")
+        if self.efficient_seeds < 0:
+            raise HarnessError(f"profile {self.name}: efficient_seeds must be >= 0")
 
 
 PROFILES: dict[str, Profile] = {

@@ -203,14 +203,25 @@ def run_on_ray(runner: Runner, spec: dict[str, Any]) -> Counter[str]:
         return devices
     task = ray.remote(run_job).options(num_cpus=spec["threads"], num_gpus=spec["gpus"],
                                        max_retries=0)
-    pending = {}
-    for variants in groups:
-        wanted = [v.key for v in variants]
-        stored = {c.key: sorted(runner.stored[c.key]) for c in runner.plan.cells
-                  if c.variant.key in wanted}
-        pending[task.remote(spec, wanted, stored)] = wanted
+    pending: dict[Any, list[str]] = {}
+    # cross-task merges (``over=tasks``) pool the single-task jobs' training runs: they go in a
+    # second wave, once those runs are stored, so that no run is trained twice at once
+    waves = [[g for g in groups if not any(v.run_tasks for v in g)],
+             [g for g in groups if any(v.run_tasks for v in g)]]
+
+    def submit(wave: list[list[Variant]]) -> None:
+        for variants in wave:
+            wanted = [v.key for v in variants]
+            stored = {c.key: sorted(runner.stored[c.key]) for c in runner.plan.cells
+                      if c.variant.key in wanted}
+            pending[task.remote(spec, wanted, stored)] = wanted
+
+    submit(waves.pop(0))
     try:
-        while pending:
+        while pending or waves:
+            if not pending:
+                submit(waves.pop(0))
+                continue
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 cells = [c for k in pending.pop(ref) for c in todo[k]]

@@ -60,6 +60,9 @@ def describe(variant: Variant) -> str:
     parts = [label(variant.encoder)]
     if variant.adapter is not None and variant.train_task is not None:
         parts.append(f"{label(variant.adapter)}@{variant.train_task.name}/seed{variant.seed}")
+    elif variant.adapter is not None and variant.run_tasks:
+        parts.append(f"{label(variant.adapter)}@{'+'.join(variant.merged_names)}"
+                     f"/seed{variant.seed}")
     if variant.merge is not None:
         parts.append(label(variant.merge))
     return " + ".join(parts)

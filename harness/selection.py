@@ -27,7 +27,8 @@ class Request:
     all: bool = False
     profile: str = "quick"
     seed: int = 0
-    seeds: int = 1
+    #: training seeds per variant (``--seeds``); None: the profile's (``Profile.seeds_for``)
+    seeds: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -58,6 +59,20 @@ def instances(reg: Registry, kind: str, specs: list[str]) -> list[Any]:
     return items
 
 
+def comparators(reg: Registry) -> list[Merge]:
+    """The merge-method ranking's comparators: ``over=tasks`` of every merge marked
+    ``comparator``."""
+    out = []
+    for _, cls in sorted(reg.components["merges"].items()):
+        if getattr(cls, "comparator", False):
+            try:
+                out.append(cls(over="tasks"))
+            except TypeError:
+                raise HarnessError(f"merge {cls.name!r} sets comparator but takes no "
+                                   "over=tasks; derive it from harness.api.PooledMerge") from None
+    return out
+
+
 def select(reg: Registry, request: Request) -> Selection:
     """A kind not named takes every component of that kind marked ``in_all``."""
     given = {kind: getattr(request, kind) for kind in KINDS}
@@ -71,6 +86,10 @@ def select(reg: Registry, request: Request) -> Selection:
         else:
             chosen[kind] = [cls() for _, cls in sorted(reg.components[kind].items())
                             if cls.in_all]
+    if given["merges"] and request.all and any(
+            m.ingredients()[0] == "tasks" for m in chosen["merges"]):
+        # a cross-task merge named with --all is ranked against the built-in comparators
+        chosen["merges"] += [m for m in comparators(reg) if m not in chosen["merges"]]
     if request.all and reg.broken:
         names = ", ".join(f"{p.name} ({p.distribution}): {p.error}" for p in reg.broken)
         raise HarnessError(f"--all needs every plugin but some failed to load: {names}; fix "

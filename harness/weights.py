@@ -75,20 +75,21 @@ class Weights:
         used = {key for _, key in runs}
         self._checkpoints = {k: v for k, v in self._checkpoints.items() if k in used}
         out: list[dict[str, Any]] = []
-        for seed, key in runs:
-            checkpoints = self._get_checkpoints(backbone, variant, seed, key)
-            out += [ck.tensors for ck in (checkpoints if over != "seeds" else checkpoints[-1:])]
+        for i, (seed, key) in enumerate(runs):
+            checkpoints = self._get_checkpoints(backbone, variant, seed, key, i)
+            final = over in ("seeds", "tasks")
+            out += [ck.tensors for ck in (checkpoints[-1:] if final else checkpoints)]
         return out
 
     def _get_checkpoints(self, backbone: Backbone, variant: Variant, seed: int,
-                         key: str) -> list[Checkpoint]:
+                         key: str, run: int = 0) -> list[Checkpoint]:
         if key in self._checkpoints:
             return self._checkpoints[key]
         stored = self.store.load_checkpoints(key)
         if stored is not None:
             checkpoints = [Checkpoint(c["stage"], c["seed"], c["tensors"]) for c in stored]
         else:
-            checkpoints = self._train(backbone, variant, seed)
+            checkpoints = self._train(backbone, variant, seed, run)
             self.store.save_checkpoints(key, [{"stage": c.stage, "seed": c.seed,
                                                "tensors": c.tensors} for c in checkpoints])
         if not checkpoints:
@@ -97,12 +98,13 @@ class Weights:
         self._checkpoints[key] = checkpoints
         return checkpoints
 
-    def _train(self, backbone: Backbone, variant: Variant, seed: int) -> list[Checkpoint]:
+    def _train(self, backbone: Backbone, variant: Variant, seed: int, run: int = 0
+               ) -> list[Checkpoint]:
         import torch
 
-        if variant.adapter is None or variant.train_task is None:
+        task, profile = variant.task_of(run), self.plan.profile
+        if variant.adapter is None or task is None:
             raise ValueError("only a variant with an adapter and a train task trains")
-        task, profile = variant.train_task, self.plan.profile
         seqs = train_sample(task, profile, self.plan.seed)
         ys = [int(task.label(s) or 0) for s in seqs]
         snapshot = {k: v.detach().clone() for k, v in backbone.weights().items()}
@@ -121,22 +123,18 @@ class Weights:
         return changed
 
     def _scorer(self, backbone: Backbone, variant: Variant, base: dict[str, Any]) -> Scorer:
-        """Held-out on-task score of candidate weights (the merge's metric, higher is better),
-        on a sample of the train task disjoint from its train and eval samples."""
-        if variant.merge is None or variant.train_task is None:
+        """Held-out score of candidate weights (the merge's metric, higher is better) on a
+        sample of the train task disjoint from its train and eval samples; for a cross-task
+        merge, the mean over the merged tasks of each one's held-out score."""
+        tasks = variant.run_tasks or ([variant.train_task] if variant.train_task else [])
+        if variant.merge is None or not tasks:
             raise ValueError("only a merge of a trained variant is scored")
         metric = self.plan.scorers[str(variant.merge.scored_by())]
-        task = variant.train_task
-        seqs = valid_sample(task, self.plan.profile, self.plan.seed)
-        y = np.array([task.label(s) for s in seqs])
+        held = [(valid_sample(t, self.plan.profile, self.plan.seed), t) for t in tasks]
+        samples = [(seqs, np.array([t.label(s) for s in seqs])) for seqs, t in held]
         rng_seed = keys.scorer_seed(variant.key)
 
-        def score(tensors: dict[str, Any]) -> float:
-            backbone.load_weights(checked_merge(variant, base, tensors))
-            try:
-                X = backbone.embed(seqs)
-            finally:
-                backbone.load_weights(base)
+        def one(X: np.ndarray, y: np.ndarray) -> float:
             if not np.isfinite(X).all():
                 return -math.inf
             try:
@@ -146,6 +144,15 @@ class Weights:
             if not math.isfinite(value):
                 return -math.inf
             return value if metric.higher_is_better else -value
+
+        def score(tensors: dict[str, Any]) -> float:
+            backbone.load_weights(checked_merge(variant, base, tensors))
+            try:
+                found = [one(backbone.embed(seqs), y) for seqs, y in samples]
+            finally:
+                backbone.load_weights(base)
+            return float(np.mean(found)) if all(math.isfinite(v) for v in found) \
+                else -math.inf
 
         return score
 

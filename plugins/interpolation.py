@@ -54,6 +54,48 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> tuple[torch.Tensor, boo
     return out.reshape(a.shape), False, theta
 
 
+def spherical_mean(vectors: list[torch.Tensor], steps: int = 50
+                   ) -> tuple[torch.Tensor, bool, float]:
+    """SLERP generalised to k inputs with equal weights: the Karcher (Fréchet) mean of their
+    directions on the unit sphere, found by fixed-point iterations from the normalised
+    arithmetic mean, scaled by the mean of their norms (norms interpolated separately). For two
+    inputs of equal norm it is ``slerp(a, b, 0.5)``. Falls back to the plain mean where every
+    pair is nearly parallel (|cos| > ``PARALLEL``) or an input is zero. The result does not
+    depend on the inputs' order beyond float rounding. Returns (result, fell back, mean pairwise
+    angle in radians)."""
+    shape = vectors[0].shape
+    xs = [v.double().flatten() for v in vectors]
+    norms = [torch.linalg.vector_norm(x) for x in xs]
+    plain = (sum(xs[1:], xs[0].clone()) / len(xs)).reshape(shape)
+    if any(n == 0 for n in norms):
+        return plain, True, 0.0
+    units = [x / n for x, n in zip(xs, norms, strict=True)]
+    cosines = [float(torch.clamp(torch.dot(units[i], units[j]), -1.0, 1.0))
+               for i in range(len(units)) for j in range(i + 1, len(units))]
+    angle = sum(math.acos(c) for c in cosines) / len(cosines) if cosines else 0.0
+    if all(abs(c) > PARALLEL for c in cosines):
+        return plain, True, angle
+    start = sum(units[1:], units[0].clone())
+    if torch.linalg.vector_norm(start) < 1e-12:  # antipodal inputs: no unique mean
+        return plain, True, angle
+    x = start / torch.linalg.vector_norm(start)
+    for _ in range(steps):
+        step = torch.zeros_like(x)
+        for u in units:  # the mean of the log maps at x
+            cos = float(torch.clamp(torch.dot(x, u), -1.0, 1.0))
+            theta = math.acos(cos)
+            if theta > 1e-12:
+                step += (theta / math.sin(theta)) * (u - cos * x)
+        step /= len(units)
+        size = float(torch.linalg.vector_norm(step))
+        if size < 1e-12:
+            break
+        x = math.cos(size) * x + (math.sin(size) / size) * step  # the exponential map
+        x = x / torch.linalg.vector_norm(x)
+    radius = sum(float(n) for n in norms) / len(norms)
+    return (radius * x).reshape(shape), False, angle
+
+
 _LAYER = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
 
 
@@ -88,9 +130,14 @@ def scheduled_t(anchors: list[float], layer: int, depth: int) -> float:
 
 @dataclass(frozen=True)
 class Slerp(PooledMerge):
-    """SLERP per tensor, |cos| > 0.9995 falling back to linear; reports how many fell back."""
+    """SLERP per tensor, |cos| > 0.9995 falling back to linear; reports how many fell back.
+
+    With over=tasks (k task-specific fine-tunes), the k-way generalisation: the base plus the
+    spherical (Karcher) mean of the k task vectors with equal weights, their norms averaged
+    separately (``spherical_mean``); for k = 2 that is SLERP of the two task vectors at t=0.5."""
 
     name: ClassVar[str] = "slerp"
+    comparator: ClassVar[bool] = True
     identity_on_one: ClassVar[bool] = False
     interpolates: ClassVar[str] = "t"  # with between=base-final, its default
     control: ClassVar[str] = Linear.name
@@ -108,6 +155,12 @@ class Slerp(PooledMerge):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_unit("t", self.t)
+        if self.over == "tasks":
+            if self.t != 0.5 or self.between != "base-final" or self.space != "weights" \
+                    or self.schedule:
+                raise ValueError("over=tasks takes the spherical mean of the task vectors "
+                                 "(equal weights); t, between, space and schedule do not apply")
+            return
         if self.space == "task-vectors" and self.between == "base-final":
             raise ValueError("space=task-vectors needs between=checkpoints (the base's own task "
                              "vector is zero, so there is no angle)")
@@ -116,6 +169,8 @@ class Slerp(PooledMerge):
 
     def merge(self, base: Tensors, checkpoints: list[Tensors],
               score: Scorer | None = None) -> Merged:
+        if self.over == "tasks":
+            return self._across(base, checkpoints)
         first = checkpoints[0] if self.between == "checkpoints" else base
         last = checkpoints[-1]
         anchors = parse_schedule(self.schedule) if self.schedule else []
@@ -139,6 +194,20 @@ class Slerp(PooledMerge):
         stats = {"linear fallback": fell_back / n if n else 0.0, "tensors": n,
                  "mean angle (deg)": sum(angles) / n if n else 0.0}
         return Merged(out, stats)
+
+    def _across(self, base: Tensors, checkpoints: list[Tensors]) -> Merged:
+        """over=tasks: b + the spherical mean of the task vectors (``spherical_mean``)."""
+        out: Tensors = {}
+        fell_back, angles = 0, []
+        for key, b in base.items():
+            delta, linear, theta = spherical_mean([ck[key].double() - b.double()
+                                                   for ck in checkpoints])
+            out[key] = (b.double() + delta).to(b.dtype)
+            fell_back += int(linear)
+            angles.append(math.degrees(theta))
+        n = len(base)
+        return Merged(out, {"linear fallback": fell_back / n if n else 0.0, "tensors": n,
+                            "mean angle (deg)": sum(angles) / n if n else 0.0})
 
 
 @hookimpl

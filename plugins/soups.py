@@ -16,6 +16,7 @@ class Soup(PooledMerge):
     """Uniform soup (Wortsman et al. 2022): the mean of the ingredients."""
 
     name: ClassVar[str] = "soup"
+    comparator: ClassVar[bool] = True
 
     def merge(self, base: Tensors, checkpoints: list[Tensors],
               score: Scorer | None = None) -> Merged:

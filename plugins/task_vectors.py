@@ -1,9 +1,10 @@
-"""Built-in merges of task vectors: ``task-arithmetic``, ``ties``, ``dare`` and
-``model-stock`` (see ``merge_math`` for the notation)."""
+"""Built-in merges of task vectors: ``task-arithmetic``, ``ties``, ``dare`` (DARE-TA),
+``dare-ties`` and ``model-stock`` (see ``merge_math`` for the notation)."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -17,29 +18,107 @@ from harness.hookspecs import Register, hookimpl
 from harness.plugins.merge_math import Tensors, mean
 
 
-def mask_seed(seed: int, key: str, ingredient: int) -> int:
-    """DARE's drop-mask seed for one tensor of one ingredient: its own formula (a change to the
-    harness's content hashes must not change DARE's results)."""
-    blob = json.dumps(["dare", seed, key, ingredient], separators=(",", ":"))
-    return int(hashlib.sha256(blob.encode()).hexdigest()[:12], 16)
+def mask_seed(seed: int, key: str, delta: torch.Tensor) -> int:
+    """DARE's drop-mask seed for one tensor of one ingredient, from the mask seed, the tensor's
+    name and the bytes of the ingredient's task vector there: the same ingredient gets the same
+    mask wherever it is listed (results do not depend on order), and a change to the harness's
+    content hashes cannot change DARE's results."""
+    digest = hashlib.sha256(json.dumps(["dare", seed, key], separators=(",", ":")).encode())
+    digest.update(delta.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+    return int(digest.hexdigest()[:12], 16)
+
+
+def _ordered(checkpoints: list[Tensors], key: str, base: torch.Tensor) -> list[torch.Tensor]:
+    """The ingredients' float32 task vectors of one tensor in a canonical order (by their
+    bytes), so that a sum over them is the same bit for bit whatever order they came in."""
+    deltas = [ck[key].float() - base.float() for ck in checkpoints]
+    return sorted(deltas, key=lambda d: hashlib.sha256(
+        d.contiguous().reshape(-1).view(torch.uint8).numpy().data).hexdigest())
+
+
+def _elect(deltas: list[torch.Tensor]) -> torch.Tensor:
+    """TIES's elect and disjoint mean: the sign of the sum per entry, then the mean of the
+    entries that agree with it (zeros do not vote)."""
+    sign = torch.sign(sum(deltas, torch.zeros_like(deltas[0])))
+    total = torch.zeros_like(deltas[0])
+    count = torch.zeros_like(deltas[0])
+    for d in deltas:
+        agree = (torch.sign(d) == sign) & (d != 0)
+        total += torch.where(agree, d, 0.0)
+        count += agree.float()
+    return total / count.clamp(min=1.0)
+
+
+class Tuned(PooledMerge):
+    """A merge whose λ (and density or drop rate) can be chosen on held-out data: each of its
+    ``tuned`` parameters left at None is swept over ``GRID`` and the combination with the best
+    held-out score (the harness's scorer: the merged tasks' validation samples, disjoint from
+    train and eval) is kept; the chosen values are reported as merge stats. Set every one to a
+    number for a fixed merge."""
+
+    #: parameter -> the values swept when it is None
+    GRID: ClassVar[dict[str, tuple[float, ...]]] = {}
+
+    def free(self) -> list[str]:
+        return [name for name in self.GRID if getattr(self, name) is None]
+
+    def scored_by(self) -> str | None:
+        return str(getattr(self, "metric", "silhouette")) if self.free() else None
+
+    def combine(self, base: Tensors, checkpoints: list[Tensors], **values: float) -> Tensors:
+        raise NotImplementedError
+
+    def merge(self, base: Tensors, checkpoints: list[Tensors],
+              score: Scorer | None = None) -> Tensors | Merged:
+        fixed = {name: getattr(self, name) for name in self.GRID if name not in self.free()}
+        if not self.free():
+            return self.combine(base, checkpoints, **fixed)
+        if score is None:
+            raise ValueError(f"{self.name} chooses {', '.join(self.free())} on held-out data "
+                             "and needs the harness's scorer, or set them (e.g. scale=1)")
+        best: tuple[float, dict[str, float], Tensors] | None = None
+        for combo in itertools.product(*(self.GRID[n] for n in self.free())):
+            values = {**fixed, **dict(zip(self.free(), combo, strict=True))}
+            candidate = self.combine(base, checkpoints, **values)
+            value = score(candidate)
+            if best is None or value > best[0]:  # ties keep the earlier (smaller) value
+                best = (value, values, candidate)
+            del candidate  # at most two candidates in memory at once
+        assert best is not None
+        stats = {f"chosen {n}": float(best[1][n]) for n in self.free()}
+        return Merged(best[2], {**stats, "held-out score": best[0]})
+
+
+def _scale(value: float | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"scale must be >= 0, got {value}")
 
 
 @dataclass(frozen=True)
-class TaskArithmetic(PooledMerge):
-    """Task arithmetic (Ilharco et al. 2023): b + λ·Σ Δ_i."""
+class TaskArithmetic(Tuned):
+    """Task arithmetic (Ilharco et al. 2023): b + λ·Σ Δ_i, λ chosen on held-out data from
+    0.25–1 (the paper's range is 0–1) unless ``scale`` is set."""
 
     name: ClassVar[str] = "task-arithmetic"
+    version: ClassVar[str] = "2"
+    identity_on_one: ClassVar[bool] = False  # λ chosen on held-out data need not be 1
     in_all: ClassVar[bool] = False
-    scale: float = field(default=1.0, metadata={"help": "λ, applied to the sum of task vectors"})
+    comparator: ClassVar[bool] = True
+    GRID: ClassVar[dict[str, tuple[float, ...]]] = {"scale": (0.25, 0.5, 0.75, 1.0)}
+    scale: float | None = field(default=None, metadata={
+        "help": "λ, applied to the sum of task vectors; none: chosen on held-out data"})
+    metric: str = field(default="silhouette", metadata={
+        "help": "metric of the held-out score that chooses λ"})
 
-    def merge(self, base: Tensors, checkpoints: list[Tensors],
-              score: Scorer | None = None) -> Tensors:
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _scale(self.scale)
+
+    def combine(self, base: Tensors, checkpoints: list[Tensors], **values: float) -> Tensors:
         out = {}
         for key, b in base.items():
-            total = torch.zeros_like(b, dtype=torch.float32)
-            for ck in checkpoints:
-                total += ck[key].float() - b.float()
-            out[key] = (b.float() + self.scale * total).to(b.dtype)
+            total = sum(_ordered(checkpoints, key, b), torch.zeros_like(b, dtype=torch.float32))
+            out[key] = (b.float() + values["scale"] * total).to(b.dtype)
         return out
 
 
@@ -58,68 +137,104 @@ def _trim(delta: torch.Tensor, density: float) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class Ties(PooledMerge):
+class Ties(Tuned):
     """TIES (Yadav et al. 2023): trim, elect a sign per entry, average the agreeing entries.
 
     Each Δ_i keeps its top-density magnitudes; the sign of their sum is elected per entry; the
-    entries that agree with it are averaged; result b + λ·that."""
+    entries that agree with it are averaged (the disjoint mean); result b + λ·that. λ and the
+    density are chosen on held-out data (λ 0.5–1.5, the paper tunes 0.8–1.8; density 0.2 or
+    0.5) unless set."""
 
     name: ClassVar[str] = "ties"
+    version: ClassVar[str] = "2"
     identity_on_one: ClassVar[bool] = False
     in_all: ClassVar[bool] = False
-    density: float = field(default=0.2, metadata={"help": "fraction of each task vector kept"})
-    scale: float = field(default=1.0, metadata={"help": "λ, applied to the merged task vector"})
+    comparator: ClassVar[bool] = True
+    GRID: ClassVar[dict[str, tuple[float, ...]]] = {"scale": (0.5, 1.0, 1.5),
+                                                    "density": (0.2, 0.5)}
+    density: float | None = field(default=None, metadata={
+        "help": "fraction of each task vector kept; none: chosen on held-out data"})
+    scale: float | None = field(default=None, metadata={
+        "help": "λ, applied to the merged task vector; none: chosen on held-out data"})
+    metric: str = field(default="silhouette", metadata={
+        "help": "metric of the held-out score that chooses λ and the density"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 < self.density <= 1.0:
+        _scale(self.scale)
+        if self.density is not None and not 0.0 < self.density <= 1.0:
             raise ValueError(f"density must be in (0, 1], got {self.density}")
 
-    def merge(self, base: Tensors, checkpoints: list[Tensors],
-              score: Scorer | None = None) -> Tensors:
+    def combine(self, base: Tensors, checkpoints: list[Tensors], **values: float) -> Tensors:
         out = {}
         for key, b in base.items():
-            trimmed = [_trim(ck[key].float() - b.float(), self.density) for ck in checkpoints]
-            sign = torch.sign(sum(trimmed, torch.zeros_like(trimmed[0])))
-            total = torch.zeros_like(trimmed[0])
-            count = torch.zeros_like(trimmed[0])
-            for d in trimmed:
-                agree = (torch.sign(d) == sign) & (d != 0)
-                total += torch.where(agree, d, 0.0)
-                count += agree.float()
-            out[key] = (b.float() + self.scale * total / count.clamp(min=1.0)).to(b.dtype)
+            trimmed = [_trim(d, values["density"]) for d in _ordered(checkpoints, key, b)]
+            out[key] = (b.float() + values["scale"] * _elect(trimmed)).to(b.dtype)
         return out
 
 
 @dataclass(frozen=True)
-class Dare(PooledMerge):
-    """DARE (Yu et al. 2023): drop a fraction p of each task vector, rescale, average.
-
-    The kept entries are rescaled by 1/(1−p); result b + λ·mean. Masks are seeded per tensor
-    name and ingredient, so results do not depend on order."""
+class Dare(Tuned):
+    """DARE (Yu et al. 2023) before task arithmetic (DARE-TA): drop a fraction p of each task
+    vector at random, rescale the rest by 1/(1−p), sum; result b + λ·Σ. λ is chosen on
+    held-out data (0.25–1, as task arithmetic) unless set. Each ingredient's masks are seeded
+    by ``seed``, the tensor's name and the ingredient's own values, so results do not depend on
+    the order ingredients are listed in; left at 0, the harness draws ``REPLICATES`` masks
+    (seeds 0, 1, 2) and reports their mean and spread."""
 
     name: ClassVar[str] = "dare"
+    version: ClassVar[str] = "2"
+    replicates: ClassVar[str] = "seed"
     identity_on_one: ClassVar[bool] = False
     in_all: ClassVar[bool] = False
+    GRID: ClassVar[dict[str, tuple[float, ...]]] = {"scale": (0.25, 0.5, 0.75, 1.0)}
     p: float = field(default=0.9, metadata={"help": "drop rate, in [0, 1)"})
     seed: int = field(default=0, metadata={"help": "seed of the drop masks"})
-    scale: float = field(default=1.0, metadata={"help": "λ, applied to the merged task vector"})
+    scale: float | None = field(default=None, metadata={
+        "help": "λ, applied to the sum of the rescaled task vectors; none: chosen on held-out "
+                "data"})
+    metric: str = field(default="silhouette", metadata={
+        "help": "metric of the held-out score that chooses λ"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _scale(self.scale)
         if not 0.0 <= self.p < 1.0:
             raise ValueError(f"p must be in [0, 1), got {self.p}")
 
-    def merge(self, base: Tensors, checkpoints: list[Tensors],
-              score: Scorer | None = None) -> Tensors:
+    def dropped(self, deltas: list[torch.Tensor], key: str) -> list[torch.Tensor]:
+        out = []
+        for d in deltas:
+            g = torch.Generator().manual_seed(mask_seed(self.seed, key, d))
+            keep = torch.rand(d.shape, generator=g) >= self.p
+            out.append(torch.where(keep, d, 0.0) / (1.0 - self.p))
+        return out
+
+    def combine(self, base: Tensors, checkpoints: list[Tensors], **values: float) -> Tensors:
         out = {}
         for key, b in base.items():
-            total = torch.zeros_like(b, dtype=torch.float32)
-            for i, ck in enumerate(checkpoints):
-                g = torch.Generator().manual_seed(mask_seed(self.seed, key, i))
-                keep = torch.rand(b.shape, generator=g) >= self.p
-                total += torch.where(keep, ck[key].float() - b.float(), 0.0) / (1.0 - self.p)
-            out[key] = (b.float() + self.scale * total / len(checkpoints)).to(b.dtype)
+            kept = self.dropped(_ordered(checkpoints, key, b), key)
+            total = sum(kept, torch.zeros_like(b, dtype=torch.float32))
+            out[key] = (b.float() + values["scale"] * total).to(b.dtype)
+        return out
+
+
+@dataclass(frozen=True)
+class DareTies(Dare):
+    """DARE before TIES (DARE-TIES, as mergekit's ``dare_ties``): DARE's random drop and
+    rescale in place of TIES's magnitude trim, then TIES's sign election and disjoint mean;
+    result b + λ·that. λ is chosen on held-out data (0.5–1.5, as TIES) unless set."""
+
+    name: ClassVar[str] = "dare-ties"
+    version: ClassVar[str] = "1"
+    comparator: ClassVar[bool] = True
+    GRID: ClassVar[dict[str, tuple[float, ...]]] = {"scale": (0.5, 1.0, 1.5)}
+
+    def combine(self, base: Tensors, checkpoints: list[Tensors], **values: float) -> Tensors:
+        out = {}
+        for key, b in base.items():
+            kept = self.dropped(_ordered(checkpoints, key, b), key)
+            out[key] = (b.float() + values["scale"] * _elect(kept)).to(b.dtype)
         return out
 
 
@@ -157,5 +272,5 @@ class ModelStock(PooledMerge):
 
 @hookimpl
 def register_merges(register: Register) -> None:
-    for cls in (TaskArithmetic, Ties, Dare, ModelStock):
+    for cls in (TaskArithmetic, Ties, Dare, DareTies, ModelStock):
         register(cls)

@@ -66,7 +66,7 @@ def merged(merge, base, checkpoints):  # type: ignore[no-untyped-def]
 def test_merge_contract(name: str) -> None:
     merge = REG.components["merges"][name]()
     kind, runs = merge.ingredients()
-    assert kind in ("stages", "seeds", "both") and runs >= 1
+    assert kind in ("stages", "seeds", "both", "tasks") and runs >= 1
     base, a, b = _tensors(0), _tensors(1), _tensors(2)
     out = merged(merge, base, [a, b])
     assert set(out) >= set(a)

@@ -11,7 +11,7 @@ from harness.api import HarnessError, Merged
 from harness.params import build
 from harness.plugins.interpolation import PARALLEL, Linear, Slerp, layer_of, scheduled_t, slerp
 from harness.plugins.soups import GreedySoup, Soup
-from harness.plugins.task_vectors import Dare, ModelStock, TaskArithmetic, Ties
+from harness.plugins.task_vectors import Dare, DareTies, ModelStock, TaskArithmetic, Ties
 
 
 def tensors(out):  # type: ignore[no-untyped-def]
@@ -129,7 +129,8 @@ def test_slerp_per_layer_schedule() -> None:
     ({"space": "task-vectors"}, "needs between=checkpoints"),
     ({"schedule": "0+x"}, "is not a number"),
     ({"schedule": "0+1.5"}, "must be in [0, 1]"),
-    ({"over": "tasks"}, "not one of stages, seeds, both"),
+    ({"over": "models"}, "not one of stages, seeds, both, tasks"),
+    ({"over": "tasks", "t": "0.3"}, "do not apply"),
     ({"runs": "0"}, "runs must be >= 1"),
     ({"angle": "1"}, "has no parameter 'angle'"),
 ])
@@ -190,27 +191,29 @@ def test_ties_by_hand() -> None:
     base = {"w": torch.zeros(3)}
     c1, c2 = {"w": torch.tensor([3.0, -1.0, 0.5])}, {"w": torch.tensor([-2.0, -2.5, 1.0])}
     # density 1: elected signs (+, -, +); agreeing entries averaged
-    assert close(Ties(density=1.0).merge(base, [c1, c2])["w"], vec(3.0, -1.75, 0.75), 1e-6)
+    assert close(Ties(density=1.0, scale=1.0).merge(base, [c1, c2])["w"], vec(3.0, -1.75, 0.75),
+                 1e-6)
     # density 1/3 keeps each delta's largest entry: [3, 0, 0] and [0, -2.5, 0]
-    assert close(Ties(density=1 / 3).merge(base, [c1, c2])["w"], vec(3.0, -2.5, 0.0), 1e-6)
+    assert close(Ties(density=1 / 3, scale=1.0).merge(base, [c1, c2])["w"], vec(3.0, -2.5, 0.0),
+                 1e-6)
     out = Ties(density=1.0, scale=2.0).merge({"w": torch.ones(3)}, [
         {"w": c1["w"] + 1}, {"w": c2["w"] + 1}])
     assert close(out["w"], 1 + 2 * vec(3.0, -1.75, 0.75), 1e-6)
 
 
-def test_dare_is_seeded_unbiased_and_p0_is_the_soup() -> None:
+def test_dare_is_seeded_unbiased_and_p0_is_task_arithmetic() -> None:
     g = torch.Generator().manual_seed(4)
     base = {"w": torch.zeros(200, 200)}
     c1 = {"w": torch.randn(200, 200, generator=g)}
-    out = Dare(p=0.9, seed=1).merge(base, [c1])["w"]
-    assert torch.equal(out, Dare(p=0.9, seed=1).merge(base, [c1])["w"])
-    assert not torch.equal(out, Dare(p=0.9, seed=2).merge(base, [c1])["w"])
+    out = Dare(p=0.9, seed=1, scale=1.0).merge(base, [c1])["w"]
+    assert torch.equal(out, Dare(p=0.9, seed=1, scale=1.0).merge(base, [c1])["w"])
+    assert not torch.equal(out, Dare(p=0.9, seed=2, scale=1.0).merge(base, [c1])["w"])
     kept = (out != 0).float().mean().item()
     assert kept == pytest.approx(0.1, abs=0.01)
     assert close(out[out != 0], c1["w"][out != 0] * 10, 1e-4)  # rescaled by 1/(1-p)
     b, x, y = three()
-    assert all(close(Dare(p=0.0).merge(b, [x, y])[k], Soup().merge(b, [x, y]).tensors[k], 1e-5)
-               for k in b)
+    assert all(close(Dare(p=0.0, scale=0.5).merge(b, [x, y])[k],
+                     Soup().merge(b, [x, y]).tensors[k], 1e-5) for k in b)  # λ = 1/N
 
 
 def test_model_stock_angle_rule() -> None:
@@ -252,7 +255,8 @@ def test_merges_keep_bf16_and_never_touch_inputs() -> None:
                                                             .to(torch.bfloat16)}
     saved = [d["w"].clone() for d in (base, c1, c2)]
     for merge in (Soup(), Slerp(), Slerp(between="checkpoints", space="task-vectors"),
-                  Linear(), TaskArithmetic(), Ties(), Dare(), ModelStock()):
+                  Linear(), TaskArithmetic(scale=1), Ties(scale=1, density=0.2),
+                  Dare(scale=1), DareTies(scale=1), ModelStock(), Slerp(over="tasks")):
         out = tensors(merge.merge(base, [c1, c2]))
         assert out["w"].dtype == torch.bfloat16, merge.name
     assert all(torch.equal(d["w"], s) for d, s in zip((base, c1, c2), saved, strict=True))

@@ -72,11 +72,22 @@ class Loaded:
     higher: dict[str, bool]
 
 
+def merge_label(v: VariantRecord) -> str:
+    """A variant's merge label without its replicate seed (``Merge.replicates``): the draws of
+    one random merge share a row."""
+    name = v.roles.get("replicate") if v.roles else None
+    if not name or ":" not in v.merge:
+        return v.merge
+    head, _, params = v.merge.partition(":")
+    kept = [p for p in params.split(",") if not p.startswith(f"{name}=")]
+    return head + (":" + ",".join(kept) if kept else "")
+
+
 def _row(v: VariantRecord) -> Row:
     # a trained variant always has a train task; merged: the identity of a merge is stored
     # (the label of an unmerged variant is the reference's name, for info that does not parse)
     merged = v.info["merge"] is not None if "merge" in v.info else v.merge != NONE
-    return Row(v.group, v.encoder, v.adapter, v.train_task, v.merge, v.family,
+    return Row(v.group, v.encoder, v.adapter, v.train_task, merge_label(v), v.family,
                trained=v.train_task is not None, merged=merged, roles=dict(v.roles))
 
 
@@ -94,11 +105,11 @@ def load_rows(store: ResultsReader, profile: str, seed: int, only: set[str] | No
     for s in store.scores(profile, seed):
         if s.variant in variants and (only is None or s.variant in only):
             latest[(s.cell, s.metric)] = s
-    for s in sorted(latest.values(), key=lambda s: (
+    for s in sorted(latest.values(), key=lambda s: (  # a row's replicates: in variant order
             variants[s.variant].seed if variants[s.variant].seed is not None else -1,
-            s.cell, s.metric)):
+            s.variant, s.cell, s.metric)):
         v = variants[s.variant]
-        row = rows.setdefault((v.encoder, v.adapter, v.train_task, v.merge), _row(v))
+        row = rows.setdefault((v.encoder, v.adapter, v.train_task, merge_label(v)), _row(v))
         if v.seed is not None and v.seed not in row.seeds:
             row.seeds.append(v.seed)
         row.variants.add(s.variant)

@@ -1,0 +1,251 @@
+"""The merge-method ranking: merges of several task-specific fine-tunes of one base
+(``over=tasks``), each merged task scored on the merged model against its own fine-tune.
+
+On the primary metric, in its direction (positive is better), per merged task k:
+
+- *retention* = (merged − base) / (fine-tune − base) on k: the share of the fine-tune's own gain
+  the merged model keeps (1: all of it; 0: none; below 0: worse than the base). Defined only
+  where the fine-tune's gain on k has a 95% interval above zero; otherwise n/a with the reason (a
+  ratio of scores breaks for silhouette near zero and for lower-is-better metrics, and a ratio
+  to a gain that may be zero is noise);
+- *vs fine-tune* = merged − fine-tune on k, in metric units, always defined.
+
+Per merged model: mean retention over its merged tasks where defined, off-task change (mean over
+the eval tasks it did not merge whose labels are independent of every merged task's, minus the
+base's mean there) and CKA to the base. The ranking averages each method's figures over
+encoders × task sets; its intervals are paired (every variant shares the bootstrap's row
+resamples and, with the same seeds, its seed resamples), so ★ marks the best mean retention and
+≈★ every method whose difference from it has an interval that includes zero.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.report.figures import Figures, fmt_est
+from harness.report.rows import Row, merge_note
+from harness.report.stats import Estimate, mean_of
+from harness.report.tables import md
+
+
+def merged_tasks(row: Row) -> list[str]:
+    """The tasks a cross-task merge combined (empty for every other row)."""
+    return [str(t) for t in row.roles.get("tasks") or []]
+
+
+def method(row: Row) -> str:
+    """A cross-task merge's method: its label without ``over=tasks``."""
+    name, _, params = row.merge.partition(":")
+    kept = [p for p in params.split(",") if p and p != "over=tasks"] if params else []
+    return name + (":" + ",".join(kept) if kept else "")
+
+
+def ratio(num: Estimate, den: Estimate) -> Estimate:
+    """num / den with paired draws (a draw whose denominator is 0 is NaN)."""
+    value = num.value / den.value if den.value else math.nan
+    if num.draws is None or den.draws is None:
+        return Estimate(value)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws = np.where(den.draws != 0, num.draws / den.draws, np.nan)
+    return Estimate(value, draws)
+
+
+@dataclass
+class Merged:
+    row: Row
+    #: merged task -> (retention or None, why it is n/a, merged − fine-tune)
+    per_task: dict[str, tuple[Estimate | None, str, Estimate | None]]
+    retention: Estimate | None
+    off: Estimate | None
+    off_tasks: list[str]
+
+
+class Ranking:
+    def __init__(self, fig: Figures):
+        self.fig = fig
+        self.cross = [r for r in fig.rows if merged_tasks(r) and r.encoder in fig.bases]
+        self.found = [self._of(r) for r in self.cross]
+
+    def fine_tune(self, row: Row, task: str) -> Row | None:
+        """The unmerged fine-tune on ``task`` of the same encoder and adapter."""
+        return next((r for r in self.fig.rows if r.trained and not r.merged
+                     and not merged_tasks(r) and r.encoder == row.encoder
+                     and r.adapter == row.adapter and r.train_task == task), None)
+
+    def _of(self, row: Row) -> Merged:
+        fig, p = self.fig, self.fig.primary
+        base, sign = fig.bases[row.encoder], fig.direction(p)
+        per_task: dict[str, tuple[Estimate | None, str, Estimate | None]] = {}
+        for task in merged_tasks(row):
+            tune = self.fine_tune(row, task)
+            if tune is None or task not in fig.tasks:
+                per_task[task] = (None, "no fine-tune on this task in the run", None)
+                continue
+            merged = fig.score(row, task, p)
+            gain = (fig.score(tune, task, p) - fig.score(base, task, p)).scaled(sign)
+            versus = (merged - fig.score(tune, task, p)).scaled(sign)
+            ci = gain.interval()
+            if ci is None or ci[0] <= 0:
+                why = f"fine-tune gain {fmt_est(gain, signed=True)} not above zero"
+                per_task[task] = (None, why, versus)
+                continue
+            kept = ratio((merged - fig.score(base, task, p)).scaled(sign), gain)
+            per_task[task] = (kept, "", versus)
+        defined = [e for e, _, _ in per_task.values() if e is not None]
+        retention = mean_of(defined) if defined else None
+        left_out = {d for t in merged_tasks(row) for d in fig.left_out(t)}
+        others = [t for t in fig.tasks if t not in merged_tasks(row) and t not in left_out]
+        off = (fig.over(row, others, p) - fig.over(base, others, p)).scaled(sign) \
+            if others else None
+        return Merged(row, per_task, retention, off, others)
+
+    def methods(self) -> dict[str, list[Merged]]:
+        out: dict[str, list[Merged]] = {}
+        for m in self.found:
+            out.setdefault(method(m.row), []).append(m)
+        return out
+
+    def table(self) -> list[tuple[str, Estimate | None, Estimate | None, float | None, int,
+                                  str]]:
+        """(method, mean retention, off-task change, mean CKA, merged models, mark), best
+        first."""
+        rows = []
+        for name, found in self.methods().items():
+            kept = [m.retention for m in found if m.retention is not None]
+            retention = mean_of(kept) if len(kept) == len(found) else None
+            offs = [m.off for m in found if m.off is not None]
+            off = mean_of(offs) if offs else None
+            ckas = [m.row.cka[0] for m in found if m.row.cka is not None]
+            cka = statistics.fmean(ckas) if ckas else None
+            rows.append((name, retention, off, cka, len(found)))
+        ranked = sorted(rows, key=lambda r: -(r[1].value if r[1] is not None
+                                              and math.isfinite(r[1].value) else -math.inf))
+        top = ranked[0][1] if ranked and ranked[0][1] is not None else None
+        out = []
+        for name, retention, off, cka, n in ranked:
+            mark = ""
+            if top is not None and retention is not None and math.isfinite(retention.value):
+                mark = "★" if retention is top else \
+                    "≈★" if (top - retention).sign() == 0 else ""
+            out.append((name, retention, off, cka, n, mark))
+        return out
+
+
+def balance(fig: Figures, m: Merged) -> Estimate | None:
+    """(mean gain over the merged tasks + off-task change) / 2: the single-task balance, with
+    the on-task gain averaged over the tasks merged."""
+    base, p = fig.bases[m.row.encoder], fig.primary
+    tasks = [t for t in merged_tasks(m.row) if t in fig.tasks]
+    if not tasks or m.off is None:
+        return None
+    gain = (fig.over(m.row, tasks, p) - fig.over(base, tasks, p)).scaled(fig.direction(p))
+    return (gain + m.off).scaled(0.5)
+
+
+def claim3_across(fig: Figures, stats: dict[str, dict[str, float]], soup: str,
+                  slerp: str) -> tuple[str, list[int], list[str]] | None:
+    """Claim 3 judged on SLERP across tasks, where it is not linear: LLM cross-task SLERPs whose
+    mean linear-fallback fraction is below 0.5, each against the soup of the same fine-tunes.
+    (verdict signs, lines), or None where the run has no such SLERP."""
+    ranking = Ranking(fig)
+    pairs = []
+    for m in ranking.found:
+        if m.row.family != "llm" or method(m.row) != slerp:
+            continue
+        fallback = [stats[v]["linear fallback"] for v in sorted(m.row.variants)
+                    if "linear fallback" in stats.get(v, {})]
+        if not fallback or statistics.fmean(fallback) >= 0.5:
+            continue
+        other = next((o for o in ranking.found if method(o.row) == soup
+                      and (o.row.encoder, o.row.adapter, o.row.train_task)
+                      == (m.row.encoder, m.row.adapter, m.row.train_task)), None)
+        if other is not None and m.retention is not None and other.retention is not None:
+            pairs.append((m, other, statistics.fmean(fallback)))
+    if not pairs:
+        return None
+    kept = mean_of([m.retention for m, _, _ in pairs if m.retention is not None])
+    vs_soup = mean_of([b - c for m, o, _ in pairs
+                       if (b := balance(fig, m)) is not None and (c := balance(fig, o))
+                       is not None])
+    retention_soup = mean_of([o.retention for _, o, _ in pairs if o.retention is not None])
+    signs = [(kept - Estimate(0.5, None if kept.draws is None else
+                              np.full_like(kept.draws, 0.5))).sign(), vs_soup.sign()]
+    mean_fallback = statistics.fmean(f for _, _, f in pairs)
+    lines = [f"across tasks, on `{slerp}:over=tasks` (the spherical mean of the task vectors; "
+             f"linear fallback {mean_fallback:.2f}): mean retention {fmt_est(kept)} (\"most\" = "
+             f"over 0.5) vs soup's {fmt_est(retention_soup)}",
+             f"across tasks, balance SLERP − soup: {fmt_est(vs_soup, signed=True)}"]
+    ckas = [(m.row.cka[0], o.row.cka[0]) for m, o, _ in pairs if m.row.cka and o.row.cka]
+    if ckas:
+        lines.append(f"across tasks, CKA to the base: SLERP "
+                     f"{statistics.fmean(c[0] for c in ckas):.3f} vs soup "
+                     f"{statistics.fmean(c[1] for c in ckas):.3f}")
+    return "across tasks", signs, lines
+
+
+def draws(fig: Figures, row: Row) -> str:
+    """Training seeds, and for a random merge (``Merge.replicates``) its draws per seed with the
+    spread (standard deviation) over them of its mean over the merged tasks."""
+    seeds = max(len(row.seeds), 1)
+    tasks = [t for t in merged_tasks(row) if (t, fig.primary) in row.values]
+    counts = {len(row.values[(t, fig.primary)]) for t in tasks}
+    if len(counts) != 1 or (n := counts.pop()) <= seeds:
+        return str(len(row.seeds))
+    means = [statistics.fmean(row.values[(t, fig.primary)][i] for t in tasks) for i in range(n)]
+    return f"{len(row.seeds)} × {n // seeds} draws (sd {statistics.stdev(means):.3f})"
+
+
+def section(fig: Figures, stats: dict[str, dict[str, float]]) -> list[str]:
+    """The leaderboard's "Merge-method ranking" section (empty without cross-task merges)."""
+    ranking = Ranking(fig)
+    if not ranking.found:
+        return []
+    p = fig.primary
+    seeds = Figures.seeds_of(ranking.cross)
+    out = ["## Merge-method ranking", "",
+           "Several task-specific fine-tunes of one base merged into one model (`over=tasks`), "
+           f"each merged task scored on it against its own fine-tune, on `{md(p)}`. *retention* "
+           "= (merged − base) / (fine-tune − base) on a merged task: the share of the "
+           "fine-tune's gain kept (n/a where the fine-tune's own gain has an interval that "
+           "includes zero); *vs fine-tune* = merged − fine-tune there. λ (and density) are "
+           "chosen on validation samples of the merged tasks, disjoint from the eval samples "
+           "(the chosen values are in *merge*). A random merge (DARE's masks) is the mean "
+           "over its draws, which its intervals resample; *seeds (draws)* gives their spread. "
+           "★ best mean retention; ≈★ one whose paired "
+           "interval against it includes zero (the run cannot separate them).", ""]
+    if seeds == 1:
+        out += ["One training seed: between-run variance is not in these intervals.", ""]
+    elif seeds > 1:
+        out += [f"{seeds} training seeds or more per merged model: the intervals resample "
+                "them (few seeds under-cover the between-run spread).", ""]
+    body = [[md(name) + (f" {mark}" if mark else ""), fmt_est(retention, signed=False),
+             fmt_est(off, signed=True), f"{cka:.3f}" if cka is not None else "n/a", str(n)]
+            for name, retention, off, cka, n, mark in ranking.table()]
+    out += _table(body, ["method", "mean retention", "off-task change", "CKA to base",
+                         "merged models"])
+    out += ["", "Per merged model (each merged task: retention, then merged − fine-tune):", ""]
+    detail = []
+    for m in sorted(ranking.found, key=lambda m: (m.row.encoder, m.row.adapter, method(m.row))):
+        tasks = "; ".join(
+            f"{t}: {fmt_est(e) if e is not None else 'n/a'} / {fmt_est(v, signed=True)}"
+            for t, (e, _, v) in m.per_task.items())
+        why = "; ".join(f"{t} n/a: {w}" for t, (e, w, _) in m.per_task.items() if w)
+        detail.append([md(m.row.encoder), md(m.row.adapter), md(method(m.row)),
+                       draws(fig, m.row), md(tasks),
+                       fmt_est(m.retention) if m.retention is not None else "n/a",
+                       fmt_est(m.off, signed=True), md(merge_note(m.row, stats)),
+                       md(why or "—")])
+    out += _table(detail, ["encoder", "adapter", "method", "seeds (draws)",
+                           "per task (retention / vs fine-tune)", "mean retention",
+                           "off-task change", "merge", "n/a because"])
+    return out + [""]
+
+
+def _table(body: list[list[str]], header: list[str]) -> list[str]:
+    from tabulate import tabulate
+
+    return tabulate(body, headers=header, tablefmt="github").splitlines()
