@@ -57,7 +57,8 @@ def build_parser() -> Parser:
                      metavar="NAME", help="train on these tasks only (default: the selected "
                      "tasks; with --all and no --task, those marked trains_by_default)")
     run.add_argument("--profile", default="quick", choices=sorted(PROFILES))
-    run.add_argument("--seed", type=int, default=0, help="seed of the samples and first seed")
+    run.add_argument("--seed", type=seed_arg, default=0,
+                     help="seed of the samples and first seed (0..2^32-1)")
     run.add_argument("--seeds", type=int, default=None,
                      help="training seeds per variant (default: the profile's; paper: 3)")
     run.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
@@ -86,7 +87,7 @@ def build_parser() -> Parser:
                        help="these tasks only (repeatable; default: every task)")
     tasks.add_argument("--draws", type=int, default=audit.DRAWS,
                        help=f"draws of each task's sampler (default {audit.DRAWS:,})")
-    tasks.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    tasks.add_argument("--seed", type=seed_arg, default=0, help="seed of the draws")
 
     board = sub.add_parser("leaderboard", parents=[common], help="render the leaderboard")
     board.add_argument("--store", default=DEFAULT_STORE)
@@ -102,6 +103,21 @@ def build_parser() -> Parser:
 
 
 # ------------------------------------------------------------------------------- commands
+
+
+#: seeds are 32-bit: every random stream of the harness (torch, numpy, random) takes them
+MAX_SEED = 2**32 - 1
+
+
+def seed_arg(text: str) -> int:
+    """``--seed``: an integer in [0, MAX_SEED]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text} is not in 0..{MAX_SEED}")
+    return value
 
 
 def cmd_plugins(args: argparse.Namespace, reg: Registry) -> int:
@@ -146,7 +162,25 @@ def request_of(args: argparse.Namespace) -> Request:
                    seeds=args.seeds)
 
 
+def checked_paths(out: str | None, store: str) -> None:
+    """Refuse an ``--out`` that would overwrite the results store (its database, the
+    database's journal files, its artifacts: anything inside the store folder) or that is a
+    folder, before anything is computed or written; and an empty ``--store``."""
+    if not store.strip():
+        raise HarnessError("--store is empty; give the results store's folder (default "
+                           f"{DEFAULT_STORE})")
+    if out is None:
+        return
+    target, folder = Path(out).resolve(), Path(store).resolve()
+    if target == folder or folder in target.parents:
+        raise HarnessError(f"--out {out} is inside the results store {store}; writing there "
+                           "would destroy stored results: give a path outside it")
+    if target.is_dir():
+        raise HarnessError(f"--out {out} is a folder; give a file path (e.g. {out}/README.md)")
+
+
 def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
+    checked_paths(args.out, args.store)
     options = Options(store=args.store, out=args.out, device=args.device,
                       executor=args.executor, ray_address=args.ray_address,
                       job_cpus=args.job_cpus, job_gpus=args.job_gpus, fail_fast=args.fail_fast,
@@ -199,8 +233,12 @@ class _progress:
 
 
 def cmd_leaderboard(args: argparse.Namespace, reg: Registry) -> int:
+    checked_paths(args.out, args.store)
     store = open_store(args.store, reg, _say, existing=True)
     try:
+        if args.profile is not None and store.latest_run(args.profile) is None:
+            raise HarnessError(f"the store {args.store} has no run of profile "
+                               f"{args.profile!r}; leave out --profile for its latest run's")
         out = leaderboard.write(store, Path(args.out), args.profile)
     finally:
         store.close()
@@ -209,6 +247,7 @@ def cmd_leaderboard(args: argparse.Namespace, reg: Registry) -> int:
 
 
 def cmd_export(args: argparse.Namespace, reg: Registry) -> int:
+    checked_paths(args.out, args.store)
     store = open_store(args.store, reg, _say, existing=True)
     try:
         text = export.to_csv(store) if args.format == "csv" else export.to_json(store)

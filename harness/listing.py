@@ -57,4 +57,31 @@ def lines(data: dict[str, Any]) -> list[str]:
             extra = f" [{e['family']}]" if kind == "encoders" else ""
             out.append(f"  {e['name']}{extra} ({e['plugin']}) {e['doc']}"
                        + (f"\n      params: {params}" if params else ""))
+            flags = declared(kind, e)
+            if flags:
+                out.append(f"      declares: {', '.join(flags)}")
+    return out
+
+
+def declared(kind: str, entry: dict[str, Any]) -> list[str]:
+    """What a component declared that differs from the base class's default, as short words:
+    flags that are set, and roles with a value (``interpolates=t``); ``not in --all`` for
+    ``in_all = False``. An encoder's family is in its heading, a task's classes are counted."""
+    out = []
+    for attr in DECLARED[kind]:
+        value = entry.get(attr)
+        if attr == "family" or value in (None, False, "", [], ()):
+            continue
+        if attr == "identity_on_one":
+            continue  # True is the default; False is shown below
+        if attr == "classes":
+            out.append(f"{len(value)} classes")
+        elif value is True:
+            out.append(attr)
+        else:
+            out.append(f"{attr}={','.join(map(str, value)) if isinstance(value, list) else value}")
+    if kind == "merges" and entry.get("identity_on_one") is False:
+        out.append("identity_on_one=False")
+    if not entry.get("in_all", True):
+        out.append("in --all across tasks only" if entry.get("comparator") else "not in --all")
     return out

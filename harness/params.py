@@ -2,13 +2,15 @@
 
 A value list sweeps a parameter: ``slerp:t=0.1,0.5,0.9`` is three components, and two swept
 keys give their cross-product. Values are converted to the dataclass field's type and the
-component validates them in ``__post_init__``.
+component validates them in ``__post_init__``. A float given as nan or inf is refused for every
+component, unless its field opts out with ``metadata={"finite": False}``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import typing
 from typing import Any, Literal, get_args, get_origin
 
@@ -79,6 +81,11 @@ def build(cls: type[Any], kind: str, raw: dict[str, str]) -> Any:
         raise HarnessError(f"{kind} {cls.name!r} has no parameter {unknown[0]!r} "
                            f"(its parameters: {known})")
     values = {k: _convert(v, hints[k], f"{cls.name}:{k}") for k, v in raw.items()}
+    for k, v in values.items():
+        if isinstance(v, float) and not math.isfinite(v) and \
+                fields[k].metadata.get("finite", True):
+            raise HarnessError(f"{kind} {cls.name!r}: {k}={raw[k]!r} is not a finite number "
+                               "(nan and inf are refused)")
     try:
         return cls(**values)
     except (ValueError, TypeError) as err:

@@ -20,6 +20,7 @@ import difflib
 import importlib.util
 import os
 import sys
+import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -85,9 +86,11 @@ class Registry:
             raise HarnessError(f"{where} registered {cls!r} as {SINGULAR[kind]}, "
                                f"expected a subclass of harness.api.{base.__name__}")
         name = getattr(cls, "name", None)
-        if not isinstance(name, str) or not name or any(c in name for c in ":,= \n|"):
+        if not isinstance(name, str) or not name or any(
+                c in NOT_IN_NAMES or unicodedata.category(c)[0] in "CZ" for c in name):
             raise HarnessError(f"{where}: {cls.__name__} needs a `name` without spaces, "
-                               f"':', ',', '=' or '|', got {name!r}")
+                               "control characters, ':', ',', '=', '|', '`', '<' or '>', got "
+                               f"{name!r}")
         if not dataclasses.is_dataclass(cls):
             raise HarnessError(f"{where}: {SINGULAR[kind]} {name!r} must be a @dataclass")
         if kind == "tasks" and not getattr(cls, "classes", ()):
@@ -106,6 +109,11 @@ class Registry:
                                f"HARNESS_DISABLE_PLUGINS={plugin}")
         self.components[kind][name] = cls
         self.owner[(kind, name)] = plugin
+
+
+#: characters a component name may not hold: the spec syntax's (``name:k=v,...``), and those
+#: that would break the leaderboard's markdown or HTML; control and space characters neither
+NOT_IN_NAMES = frozenset(":,= |`<>")
 
 
 def _disabled() -> set[str]:
@@ -192,7 +200,7 @@ def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
         reg.plugins[ep.name] = info
         try:
             modules.append((info, ep.load()))
-        except Exception as err:  # a broken plugin must not take the others down
+        except (Exception, SystemExit) as err:  # a broken plugin must not take the others down
             info.error = f"{type(err).__name__}: {err}"
             if strict:
                 raise HarnessError(f"failed to load plugin {ep.name!r} (from distribution "
@@ -210,7 +218,7 @@ def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
             modules.append((info, _load_file(path)))
         except HarnessError:
             raise
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             raise HarnessError(f"--plugin {path}: failed to import: "
                                f"{type(err).__name__}: {err}") from None
     for info, module in modules:

@@ -165,21 +165,23 @@ class HF(Encoder):
             raise ValueError("needs model=HUB_ID or model=LOCAL_FOLDER")
         if self.family not in ("", "llm", "non-llm"):
             raise ValueError(f"family={self.family!r} is not llm or non-llm")
-        if not self.family:
-            from transformers import AutoConfig
+        # the model is checked whether or not family is given: a missing folder or a model
+        # that needs its own code is a usage error up front, not a failed cell later
+        from transformers import AutoConfig
 
-            try:
-                config = AutoConfig.from_pretrained(self.model,
-                                                    trust_remote_code=self.trust_remote_code)
-            except (OSError, ValueError) as err:
-                where = "folder" if os.path.isdir(self.model) else "model"
-                if "trust_remote_code" in str(err):
-                    raise ValueError(f"{where} {self.model!r} needs its own code to load; "
-                                     "pass trust_remote_code=true to run it (only for a "
-                                     "source you trust)") from None
-                first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-                raise ValueError(f"cannot read the config of {where} {self.model!r}: "
-                                 f"{first}") from None
+        try:
+            config = AutoConfig.from_pretrained(self.model,
+                                                trust_remote_code=self.trust_remote_code)
+        except (OSError, ValueError) as err:
+            where = "folder" if os.path.isdir(self.model) else "model"
+            if "trust_remote_code" in str(err):
+                raise ValueError(f"{where} {self.model!r} needs its own code to load; "
+                                 "pass trust_remote_code=true to run it (only for a "
+                                 "source you trust)") from None
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise ValueError(f"cannot read the config of {where} {self.model!r}: "
+                             f"{first}") from None
+        if not self.family:
             object.__setattr__(self, "family", infer_family(config))
 
     def load(self, device: str) -> Backbone:

@@ -5,11 +5,14 @@ and test_merge_runs.py.)"""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
+import typing
 from pathlib import Path
 
 import pytest
 
+from harness.api import Merge
 from harness.cli import main
 
 BASE = ["--profile", "smoke"]
@@ -72,12 +75,19 @@ RUN_CASES = [
     ([*SCRATCH, "--metric", "silhouette:max_samples=1"], "max_samples"),
     ([*SCRATCH, "--metric", "probe-accuracy:test_fraction=1.5"], "test_fraction"),
     ([*SCRATCH, "--metric", "knn-accuracy:k=2.5"], "k"),
+    ([*SCRATCH, "--adapter", "full:lr=nan"], "not a finite number"),
+    ([*SCRATCH, "--adapter", "full:temperature=nan"], "temperature"),
+    ([*SCRATCH, "--merge", "task-arithmetic:scale=nan"], "scale='nan'"),
+    ([*SCRATCH, "--adapter", "lora:lr=inf"], "not a finite number"),
+    ([*SCRATCH, "--merge", "slerp:t=0.5,-inf"], "not a finite number"),
     (["--encoder", "hf", "--task", "parity"], "model="),
     (["--encoder", "hf:model=/no/such/folder", "--task", "parity"], "/no/such/folder"),
     # sizes and selections
     ([*SCRATCH, "--seeds", "0"], "--seeds"),
     ([*SCRATCH, "--seeds", "-2"], "--seeds"),
     ([*SCRATCH, "--seed", "abc"], "--seed"),
+    ([*SCRATCH, "--seed", "99999999999999999999"], "is not in 0..4294967295"),
+    ([*SCRATCH, "--seed", "-1"], "--seed"),
     ([*SCRATCH, "--profile", "huge"], "--profile"),
     ([], "nothing selected"),
     ([*SCRATCH, "--device", "tpu9"], "tpu9"),
@@ -279,6 +289,17 @@ class Squash(Merge):
         return {k: v.flatten()[:1] for k, v in checkpoints[-1].items()}
 
 
+@dataclass(frozen=True)
+class Quitter(Merge):
+    """Calls sys.exit() in the middle of a run."""
+    name: ClassVar[str] = "quitter"
+    in_all: ClassVar[bool] = False
+
+    def merge(self, base, checkpoints, score=None):
+        import sys
+        sys.exit(0)
+
+
 @hookimpl
 def register_encoders(register):
     register(NanEncoder)
@@ -294,6 +315,7 @@ def register_tasks(register):
 @hookimpl
 def register_merges(register):
     register(Squash)
+    register(Quitter)
 '''
 
 
@@ -329,6 +351,7 @@ CELL_FAULTS = [
     (["--encoder", "flat-enc"], 5, "returned embeddings of shape (40,), expected (40, dim); fix"),
     (["--encoder", "scratch", "--merge", "squash"], 1,
      "merge 'squash' returned shape (1,) for 'encoder."),
+    (["--encoder", "scratch", "--merge", "quitter"], 1, "SystemExit: 0"),
 ]
 
 
@@ -358,3 +381,144 @@ def test_plugin_fault_fails_its_cells_in_one_line_each(tmp_path: Path, faulty: l
         db.close()
     code, _, err = run_cli([*argv, "--debug"])  # --debug adds each failure's traceback
     assert code == 1 and err.count("Traceback (most recent call last)") == failed
+
+
+def test_every_float_parameter_of_every_component_refuses_nan_and_inf() -> None:
+    from harness.errors import HarnessError
+    from harness.params import build
+    from harness.registry import SINGULAR, load_registry
+
+    reg = load_registry()
+    checked = 0
+    for kind, components in reg.components.items():
+        for cls in components.values():
+            if not dataclasses.is_dataclass(cls):
+                continue
+            hints = typing.get_type_hints(cls)
+            for f in dataclasses.fields(cls):
+                if float not in (hints[f.name], *typing.get_args(hints[f.name])):
+                    continue
+                for bad in ("nan", "inf", "-inf"):
+                    with pytest.raises(HarnessError, match="not a finite number"):
+                        build(cls, SINGULAR[kind], {f.name: bad})
+                checked += 1
+    assert checked >= 15  # lr, temperature, t, scale, density, p, alpha, ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Capped(Merge):
+    name: typing.ClassVar[str] = "capped"
+    limit: float = dataclasses.field(default=1.0, metadata={"finite": False})
+
+
+def test_a_float_field_can_opt_out_of_the_finite_check() -> None:
+    from harness.params import build
+
+    assert build(Capped, "merge", {"limit": "inf"}).limit == float("inf")
+
+
+@pytest.mark.parametrize("inside", ["results.sqlite", "results.sqlite-wal", "artifacts/x.md",
+                                    "."])
+@pytest.mark.parametrize("command", ["run", "leaderboard", "export"])
+def test_out_inside_the_store_is_refused_and_loses_nothing(tmp_path: Path, inside: str,
+                                                           command: str) -> None:
+    store = tmp_path / "S"
+    store.mkdir()
+    database = store / "results.sqlite"
+    database.write_bytes(b"precious")
+    args = {"run": ["run", *SCRATCH, *BASE], "leaderboard": ["leaderboard"],
+            "export": ["export"]}[command]
+    out = store / inside
+    assert_usage_error([*args, "--store", str(store), "--out", str(out)],
+                       "inside the results store")
+    assert database.read_bytes() == b"precious"
+    assert sorted(p.name for p in store.iterdir()) == ["results.sqlite"]
+
+
+@pytest.mark.parametrize("command", ["leaderboard", "export"])
+def test_out_that_is_a_folder_is_refused(tmp_path: Path, command: str) -> None:
+    folder = tmp_path / "board"
+    folder.mkdir()
+    assert_usage_error([command, "--store", str(tmp_path / "S"), "--out", str(folder)],
+                       "is a folder")
+    assert list(folder.iterdir()) == [] and list(tmp_path.iterdir()) == [folder]
+
+
+def test_a_plugin_file_that_exits_at_import_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "leaver.py"
+    path.write_text("import sys\nsys.exit(3)\n")
+    assert_usage_error(["plugins", "--plugin", str(path)], "failed to import: SystemExit: 3")
+
+
+def test_leaderboard_of_a_profile_the_store_has_not_run(tmp_path: Path) -> None:
+    store, out = tmp_path / "S", tmp_path / "o.md"
+    code, _, err = run_cli(["run", *SCRATCH, *BASE, "--store", str(store), "--out", str(out)])
+    assert code == 0, err
+    assert_usage_error(["leaderboard", "--store", str(store), "--out", str(tmp_path / "b.md"),
+                        "--profile", "nope"], "has no run of profile 'nope'", tmp_path / "b.md")
+
+
+@pytest.mark.parametrize("command", ["run", "leaderboard", "export"])
+def test_an_empty_store_path_is_refused(tmp_path: Path, command: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = {"run": ["run", *SCRATCH, *BASE], "leaderboard": ["leaderboard"],
+            "export": ["export"]}[command]
+    assert_usage_error([*args, "--store", "", "--out", str(tmp_path / "o.md")],
+                       "--store is empty")
+    assert list(tmp_path.iterdir()) == []
+
+
+INPLACE = '''
+from dataclasses import dataclass
+from typing import ClassVar
+
+from harness import hookimpl
+from harness.api import Merge
+
+
+@dataclass(frozen=True)
+class InPlace(Merge):
+    """Moves the base onto the last checkpoint in place and returns it; zeroes the others."""
+    name: ClassVar[str] = "in-place"
+    in_all: ClassVar[bool] = False
+
+    def merge(self, base, checkpoints, score=None):
+        for k in base:
+            base[k].copy_(checkpoints[-1][k])
+            for ck in checkpoints:
+                ck[k].zero_()
+        return base
+
+
+@hookimpl
+def register_merges(register):
+    register(InPlace)
+'''
+
+
+def test_a_merge_that_changes_its_inputs_in_place_harms_nothing(tmp_path: Path) -> None:
+    from harness.store import Store
+
+    path = tmp_path / "inplace.py"
+    path.write_text(INPLACE)
+    common = ["--encoder", "scratch", "--adapter", "full", "--task", "parity", "--metric",
+              "silhouette", *BASE]
+
+    def scores(store: Path, merges: list[str]) -> dict[tuple[str, str], float]:
+        argv = ["run", "--plugin", str(path), *common, *merges, "--store", str(store),
+                "--out", str(store / ".." / f"{store.name}.md")]
+        code, _, err = run_cli(argv)
+        assert code == 0, err
+        s = Store.open_existing(store)
+        try:
+            return {(r["merge"], r["task"]): r["value"] for r in s.query(
+                "SELECT v.merge AS merge, s.task AS task, s.value AS value FROM scores s "
+                "JOIN variants v ON v.key = s.variant WHERE v.adapter != 'none'")}
+        finally:
+            s.close()
+
+    clean = scores(tmp_path / "A", ["--merge", "soup"])
+    mixed = scores(tmp_path / "B", ["--merge", "in-place", "--merge", "soup"])
+    assert {k: v for k, v in mixed.items() if k[0] != "in-place"} == clean
+    assert mixed[("in-place", "parity")] == clean[("none", "parity")]  # the last checkpoint

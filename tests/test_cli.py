@@ -182,6 +182,13 @@ def test_plugins_text(capsys: pytest.CaptureFixture[str]) -> None:
         assert f"\n{kind}:\n" in out
     for name in ("scratch", "full", "parity", "silhouette"):
         assert f"  {name}" in out
+    # each component's flags, so an author can see that one took effect
+    after = {block.split(" ", 1)[0]: block for block in re.split(r"\n  (?=\S)", out)}
+    assert "declares: from_scratch" in after["scratch"]
+    assert "compositional" in after["progression"] and "trains_by_default" in after["progression"]
+    assert "compositional" not in after["square"] and "2 classes" in after["square"]
+    assert "kind=LoRA, parameter_efficient" in after["lora"]
+    assert "in --all across tasks only" in after["ties"]
 
 
 # -------------------------------------------------------------------------- usage errors

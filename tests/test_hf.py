@@ -71,6 +71,9 @@ def test_bad_models_are_usage_errors(tmp_path: Path) -> None:
         build(HF, "encoder", {"model": str(tmp_path)})
     with pytest.raises(HarnessError, match="not one of"):
         build(HF, "encoder", {"model": str(tmp_path), "pooling": "max"})
+    # given family= skips the inference, not the check of the model
+    with pytest.raises(HarnessError, match="cannot read the config"):
+        build(HF, "encoder", {"model": str(tmp_path / "no-such-folder"), "family": "llm"})
 
 
 @pytest.mark.parametrize("pooling", ["mean", "last", "cls"])

@@ -251,6 +251,36 @@ BAD_REGISTRATIONS = {
             name: ClassVar[str] = "a:b"
             classes: ClassVar[tuple] = ("a", "b")
     ''', "needs a `name`"),
+    "cr-in-name": ('''
+        @dataclass(frozen=True)
+        class Odd(Task):
+            name: ClassVar[str] = "enc\\r"
+            classes: ClassVar[tuple] = ("a", "b")
+    ''', "needs a `name`"),
+    "tab-in-name": ('''
+        @dataclass(frozen=True)
+        class Odd(Task):
+            name: ClassVar[str] = "a\\tb"
+            classes: ClassVar[tuple] = ("a", "b")
+    ''', "needs a `name`"),
+    "backtick-in-name": ('''
+        @dataclass(frozen=True)
+        class Odd(Task):
+            name: ClassVar[str] = "a`b"
+            classes: ClassVar[tuple] = ("a", "b")
+    ''', "needs a `name`"),
+    "html-in-name": ('''
+        @dataclass(frozen=True)
+        class Odd(Task):
+            name: ClassVar[str] = "<script>"
+            classes: ClassVar[tuple] = ("a", "b")
+    ''', "needs a `name`"),
+    "nbsp-in-name": ('''
+        @dataclass(frozen=True)
+        class Odd(Task):
+            name: ClassVar[str] = "a\\u00a0b"
+            classes: ClassVar[tuple] = ("a", "b")
+    ''', "needs a `name`"),
     "not-dataclass": ('''
         class Plain(Task):
             name: ClassVar[str] = "plain-task"

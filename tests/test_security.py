@@ -216,3 +216,16 @@ def test_a_run_writes_only_inside_its_folders(tmp_path: Path) -> None:
                and not p.startswith("home/.config/matplotlib/")]
     assert outside == [], outside
     assert "board/README.md" in written and "S/results.sqlite" in written
+
+
+def test_atomic_writes_get_the_umask_s_mode_not_0600(tmp_path: Path) -> None:
+    import stat
+
+    from harness.store.files import _UMASK, atomic_write_text
+
+    path = tmp_path / "board.md"
+    atomic_write_text(path, "x")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_UMASK
+    plain = tmp_path / "plain.md"
+    plain.write_text("x")
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
