@@ -74,7 +74,7 @@ def base_key(encoder: Encoder) -> str:
 
 
 #: Profile fields that do not change what a training run computes (added after keys froze)
-NOT_TRAINING = ("audit_draws", "seeds", "efficient_seeds")
+NOT_TRAINING = ("audit_draws", "seeds", "efficient_seeds", "held_out", "replicates")
 
 
 def profile_fields(profile: Profile) -> dict[str, Any]:
@@ -93,15 +93,29 @@ def train_key(encoder: Encoder, adapter: Adapter, task: Task, seed: int, eval_se
     return content_hash(*parts, *(["rule", rule] if rule else []))
 
 
-def variant_key(encoder: Encoder, train: str, merge: Merge | None) -> str:
+def scoring(merge: Merge | None, profile: Profile) -> list[Any]:
+    """What a variant key adds for a merge that scores candidates (``Merge.scored_by``) on a
+    held-out sample of another size than the eval sample's (``Profile.held_out``): nothing
+    otherwise, so keys made before that field stay what they were."""
+    if merge is None or merge.scored_by() is None or not profile.held_out:
+        return []
+    return ["held_out", profile.held_out]
+
+
+def variant_key(encoder: Encoder, train: str, merge: Merge | None,
+                profile: Profile | None = None) -> str:
     """A trained variant: its first training run's key and its merge (None: unmerged)."""
+    extra = scoring(merge, profile) if profile is not None else []
     return content_hash("variant", identity(encoder), train,
-                        identity(merge) if merge else None)
+                        identity(merge) if merge else None, *extra)
 
 
-def cross_key(encoder: Encoder, trains: list[str], merge: Merge) -> str:
+def cross_key(encoder: Encoder, trains: list[str], merge: Merge,
+              profile: Profile | None = None) -> str:
     """A cross-task merge (``over=tasks``): the keys of every run it merges, and the merge."""
-    return content_hash("variant", identity(encoder), "tasks", list(trains), identity(merge))
+    extra = scoring(merge, profile) if profile is not None else []
+    return content_hash("variant", identity(encoder), "tasks", list(trains), identity(merge),
+                        *extra)
 
 
 def cell_key(variant: str, eval_sample: str) -> str:

@@ -144,8 +144,8 @@ def group_of(encoder: Encoder, adapter: Adapter | None, merge: Merge | None) -> 
     return f"{trained} + {merge.name}{across}"
 
 
-def replicated(merge: Merge) -> list[Merge]:
-    """A merge with a random seed (``Merge.replicates``) left at its default, as ``REPLICATES``
+def replicated(merge: Merge, draws: int = REPLICATES) -> list[Merge]:
+    """A merge with a random seed (``Merge.replicates``) left at its default, as ``draws``
     merges with consecutive seeds; any other merge as itself."""
     name = getattr(merge, "replicates", "") or ""
     if not name or not dataclasses.is_dataclass(merge):
@@ -154,7 +154,7 @@ def replicated(merge: Merge) -> list[Merge]:
     if not isinstance(default, int) or getattr(merge, name) != default:
         return [merge]
     return [merge, *(dataclasses.replace(merge, **{name: default + i})  # type: ignore[misc]
-                     for i in range(1, REPLICATES))]
+                     for i in range(1, draws))]
 
 
 def merged_tasks(merge: Merge, tasks: list[Task], train_tasks: list[Task]) -> list[Task]:
@@ -192,7 +192,7 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
         if wanted[0] not in ("stages", "seeds", "both", "tasks") or wanted[1] < 1:
             raise HarnessError(f"merge {given.name!r}: ingredients() returned {wanted!r}; "
                                "expected ('stages'|'seeds'|'both'|'tasks', runs >= 1)")
-    merges = [r for m in merges for r in replicated(m)]
+    merges = [r for m in merges for r in replicated(m, profile.replicates or REPLICATES)]
     cross = [m for m in merges if m.ingredients()[0] == "tasks"]
     merges = [m for m in merges if m not in cross]
     train_tasks = list(sel.tasks if sel.train_tasks is None else sel.train_tasks)
@@ -227,7 +227,7 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
                         runs = [(r, keys.train_key(enc, adapter, task, r, seed, profile,
                                                    rules[task.name]))
                                 for r in range(s, s + n_runs)]
-                        key = keys.variant_key(enc, runs[0][1], merge)
+                        key = keys.variant_key(enc, runs[0][1], merge, profile)
                         variants[key] = Variant(key, enc, adapter, task, s, merge, runs[0][1],
                                                 group_of(enc, adapter, merge), runs)
             for across in cross:
@@ -235,7 +235,7 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
                     tasks = task_sets[id(across)]
                     runs = [(s, keys.train_key(enc, adapter, t, s, seed, profile, rules[t.name]))
                             for t in tasks]
-                    key = keys.cross_key(enc, [k for _, k in runs], across)
+                    key = keys.cross_key(enc, [k for _, k in runs], across, profile)
                     variants[key] = Variant(key, enc, adapter, None, s, across, runs[0][1],
                                             group_of(enc, adapter, across), runs, list(tasks))
     scorers = {}

@@ -27,6 +27,16 @@ class Profile:
     #: encoders adapted this way, so both sides get the same count. (Not yet raised on
     #: ``quick``: a second seed's cost against the cold-run budget is still to be measured.)
     efficient_seeds: int = 0
+    #: sequences per merged task that score a merge's candidates (``Merge.scored_by``: λ,
+    #: density, greedy soup's picks), drawn like the validation sample; 0: ``eval_size``
+    held_out: int = 0
+    #: draws of a random merge (``Merge.replicates``) left at its default seed; 0:
+    #: ``harness.api.REPLICATES``
+    replicates: int = 0
+
+    @property
+    def held_out_size(self) -> int:
+        return self.held_out or self.eval_size
 
     def seeds_for(self, adapter: object, given: int | None = None) -> int:
         """Training seeds of one adapter's runs: ``given`` (``--seeds``) if set, else the
@@ -41,16 +51,18 @@ class Profile:
                      "seeds"):
             if getattr(self, attr) < 1:
                 raise HarnessError(f"profile {self.name}: {attr} must be >= 1")
-        if self.efficient_seeds < 0:
-            raise HarnessError(f"profile {self.name}: efficient_seeds must be >= 0")
+        for attr in ("efficient_seeds", "held_out", "replicates"):
+            if getattr(self, attr) < 0:
+                raise HarnessError(f"profile {self.name}: {attr} must be >= 0")
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", train_size=48, eval_size=40, epochs=2, batch_size=16, stages=2,
                      max_train_steps=8, audit_draws=1_000),
     # sized so that `make run` (3 encoders incl. SmolLM2-135M) fits a 2-core CPU
+    # held_out and replicates: what lets the cross-task track of `make run` fit its budget
     "quick": Profile("quick", train_size=320, eval_size=100, epochs=2, batch_size=16, stages=3,
-                     max_train_steps=40),
+                     max_train_steps=40, held_out=50, replicates=2),
     "paper": Profile("paper", train_size=4000, eval_size=1000, epochs=5, batch_size=64,
                      stages=5, max_train_steps=3000, seeds=3),
 }

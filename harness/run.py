@@ -126,7 +126,7 @@ class Runner:
                 embeddings = self._embeddings(variant, cells, get_backbone)
             except FailFast:
                 raise
-            except Exception as err:
+            except (Exception, SystemExit) as err:  # a plugin's sys.exit() fails its cells
                 for cell in cells:
                     self.fail(cell, err)
                 continue
@@ -148,16 +148,28 @@ class Runner:
         if missing:
             backbone = get_backbone()
             with self.weights.applied(backbone, variant) as weights:
+                # variants whose merged weights are equal (SLERP falling back to linear, t=0
+                # or t=1 endpoints) share one embedding pass
+                shared = {cell.task.name: keys.embedding_key(
+                    weights, self.eval_keys[cell.task.name]) for cell in missing}
+                found = {name: self.store.load_embeddings(key, len(self.samples[name]))
+                         for name, key in shared.items()}
+                todo_names = [name for name, X in found.items() if X is None]
+                if todo_names:  # one call: batches grouped by length over every task's sample
+                    every = [s for name in todo_names for s in self.samples[name]]
+                    X_all = checked_embeddings(variant, backbone.embed(every), len(every))
+                    start = 0
+                    for name in todo_names:
+                        n = len(self.samples[name])
+                        part = X_all[start:start + n].copy()
+                        start += n
+                        self.store.save_embeddings(shared[name], part)
+                        found[name] = part
                 for cell in missing:
-                    seqs = self.samples[cell.task.name]
-                    # variants whose merged weights are equal (SLERP falling back to linear,
-                    # t=0 or t=1 endpoints) share one embedding pass
-                    shared = keys.embedding_key(weights, self.eval_keys[cell.task.name])
-                    X = self.store.load_embeddings(shared, len(seqs))
-                    if X is None:
-                        X = checked_embeddings(variant, backbone.embed(seqs), len(seqs))
-                        self.store.save_embeddings(shared, X)
-                    self.store.link_embeddings(self._emb_key(variant, cell), shared, X)
+                    X = found[cell.task.name]
+                    assert X is not None
+                    self.store.link_embeddings(self._emb_key(variant, cell),
+                                               shared[cell.task.name], X)
                     out[cell.task.name] = X
         for X in out.values():  # stored by an older version: never scored
             checked_embeddings(variant, X, len(X))
@@ -172,7 +184,7 @@ class Runner:
             rows, samples = self.metrics.score(X, self.labels[cell.task.name], eval_key,
                                                self.stored.get(cell.key, set()),
                                                task=cell.task.name, seed=self.plan.seed)
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             self.fail(cell, err)
             return
         self.store.put_scores(cell.key, cell.variant.key, cell.task.name, self.where, rows,

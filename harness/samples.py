@@ -34,11 +34,13 @@ def train_sample(task: Task, profile: Profile, seed: int, rule: int = RULE) -> l
                      rule)
 
 
-def valid_sample(task: Task, profile: Profile, seed: int, rule: int = RULE) -> list[Sequence]:
-    """A balanced held-out set (eval-sample sized) with no sequence that leaks into the task's
-    train or eval samples: what merges that score candidates (greedy soup) are scored on."""
+def valid_sample(task: Task, profile: Profile, seed: int, rule: int = RULE,
+                 size: int | None = None) -> list[Sequence]:
+    """A balanced held-out set (eval-sample sized, or ``size``) with no sequence that leaks
+    into the task's train or eval samples: what merges that score candidates (greedy soup, λ)
+    are scored on (``Profile.held_out_size`` of it)."""
     used = eval_sample(task, profile, seed) + train_sample(task, profile, seed, rule)
-    return _disjoint(task, profile.eval_size, seed, "valid", used, rule)
+    return _disjoint(task, size or profile.eval_size, seed, "valid", used, rule)
 
 
 def rule_changes(task: Task, profile: Profile, seed: int) -> bool:

@@ -61,7 +61,7 @@ def instances(reg: Registry, kind: str, specs: list[str]) -> list[Any]:
 
 def comparators(reg: Registry) -> list[Merge]:
     """The merge-method ranking's comparators: ``over=tasks`` of every merge marked
-    ``comparator``."""
+    ``comparator`` (``--all`` runs them over the train tasks)."""
     out = []
     for _, cls in sorted(reg.components["merges"].items()):
         if getattr(cls, "comparator", False):
@@ -74,7 +74,8 @@ def comparators(reg: Registry) -> list[Merge]:
 
 
 def select(reg: Registry, request: Request) -> Selection:
-    """A kind not named takes every component of that kind marked ``in_all``."""
+    """A kind not named takes every component of that kind marked ``in_all``; with ``--all``
+    and no merge named, or a cross-task merge named, the comparators across tasks too."""
     given = {kind: getattr(request, kind) for kind in KINDS}
     if not request.all and not any(given.values()):
         raise HarnessError("nothing selected; pass --all, or --encoder/--adapter/--merge/"
@@ -86,9 +87,10 @@ def select(reg: Registry, request: Request) -> Selection:
         else:
             chosen[kind] = [cls() for _, cls in sorted(reg.components[kind].items())
                             if cls.in_all]
-    if given["merges"] and request.all and any(
-            m.ingredients()[0] == "tasks" for m in chosen["merges"]):
-        # a cross-task merge named with --all is ranked against the built-in comparators
+    if request.all and (not given["merges"] or any(
+            m.ingredients()[0] == "tasks" for m in chosen["merges"])):
+        # --all merges across tasks with the ranking's comparators; a cross-task merge named
+        # with --all is ranked against them
         chosen["merges"] += [m for m in comparators(reg) if m not in chosen["merges"]]
     if request.all and reg.broken:
         names = ", ".join(f"{p.name} ({p.distribution}): {p.error}" for p in reg.broken)

@@ -4,7 +4,8 @@ Each training run's checkpoints load (or train) once per process and stay cached
 variants that use them are computed; a variant's merged tensors are swapped into the loaded
 backbone for the duration of its embedding pass and the base tensors swapped back afterwards.
 Merges see plain tensors on the CPU: the base value of every tensor any ingredient changed, and
-every ingredient's value of each (a tensor an ingredient left alone holds its base value).
+every ingredient's value of each (a tensor an ingredient left alone holds its base value), as
+copies of their own; what a merge returns is converted to each base tensor's dtype.
 """
 
 from __future__ import annotations
@@ -50,11 +51,16 @@ class Weights:
         ingredients = [{k: ck.get(k, base[k]) for k in names} for ck in ingredients]
         if variant.merge is None:
             merged: Any = ingredients[-1]
-        elif variant.merge.scored_by() is not None:
-            merged = variant.merge.merge(dict(base), ingredients,
-                                         score=self._scorer(backbone, variant, base))
         else:
-            merged = variant.merge.merge(dict(base), ingredients)
+            # the merge gets copies: one that changes its inputs in place cannot change the
+            # base weights restored after it or the cached checkpoints of the next variant
+            given = ({k: v.clone() for k, v in base.items()},
+                     [{k: v.clone() for k, v in ck.items()} for ck in ingredients])
+            scorer = self._scorer(backbone, variant, base) \
+                if variant.merge.scored_by() is not None else None
+            merged = variant.merge.merge(*given, score=scorer) if scorer is not None \
+                else variant.merge.merge(*given)
+            del given
         if isinstance(merged, Merged):
             self.store.put_merge_stats(variant.key, checked_stats(variant, merged.stats))
             merged = merged.tensors
@@ -130,8 +136,12 @@ class Weights:
         if variant.merge is None or not tasks:
             raise ValueError("only a merge of a trained variant is scored")
         metric = self.plan.scorers[str(variant.merge.scored_by())]
-        held = [(valid_sample(t, self.plan.profile, self.plan.seed), t) for t in tasks]
+        profile = self.plan.profile
+        held = [(valid_sample(t, profile, self.plan.seed, size=profile.held_out_size), t)
+                for t in tasks]
         samples = [(seqs, np.array([t.label(s) for s in seqs])) for seqs, t in held]
+        every = [s for seqs, _ in samples for s in seqs]  # one embedding pass: less padding
+        bounds = np.cumsum([0] + [len(seqs) for seqs, _ in samples])
         rng_seed = keys.scorer_seed(variant.key)
 
         def one(X: np.ndarray, y: np.ndarray) -> float:
@@ -148,7 +158,8 @@ class Weights:
         def score(tensors: dict[str, Any]) -> float:
             backbone.load_weights(checked_merge(variant, base, tensors))
             try:
-                found = [one(backbone.embed(seqs), y) for seqs, y in samples]
+                X = backbone.embed(every)
+                found = [one(X[bounds[i]:bounds[i + 1]], y) for i, (_, y) in enumerate(samples)]
             finally:
                 backbone.load_weights(base)
             return float(np.mean(found)) if all(math.isfinite(v) for v in found) \

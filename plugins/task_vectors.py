@@ -65,8 +65,30 @@ class Tuned(PooledMerge):
     def scored_by(self) -> str | None:
         return str(getattr(self, "metric", "silhouette")) if self.free() else None
 
-    def combine(self, base: Tensors, checkpoints: list[Tensors], **values: float) -> Tensors:
+    def __post_init__(self) -> None:
+        super().__post_init__()  # type: ignore[misc]
+        scale = getattr(self, "scale", None)
+        if scale is not None and scale < 0:
+            raise ValueError(f"scale must be >= 0, got {scale}")
+
+    def task_vector(self, deltas: list[torch.Tensor], key: str, **values: float
+                    ) -> torch.Tensor:
+        """The merged task vector of one tensor from its ingredients' float32 task vectors (in
+        ``_ordered`` order), before λ: the method itself."""
         raise NotImplementedError
+
+    def vectors(self, base: Tensors, checkpoints: list[Tensors], values: dict[str, float]
+                ) -> Tensors:
+        return {key: self.task_vector(_ordered(checkpoints, key, b), key, **values)
+                for key, b in base.items()}
+
+    @staticmethod
+    def scaled(base: Tensors, vectors: Tensors, scale: float) -> Tensors:
+        """b + λ·τ, per tensor, in the base's dtypes."""
+        return {key: (b.float() + scale * vectors[key]).to(b.dtype) for key, b in base.items()}
+
+    def combine(self, base: Tensors, checkpoints: list[Tensors], **values: float) -> Tensors:
+        return self.scaled(base, self.vectors(base, checkpoints, values), values["scale"])
 
     def merge(self, base: Tensors, checkpoints: list[Tensors],
               score: Scorer | None = None) -> Tensors | Merged:
@@ -77,21 +99,21 @@ class Tuned(PooledMerge):
             raise ValueError(f"{self.name} chooses {', '.join(self.free())} on held-out data "
                              "and needs the harness's scorer, or set them (e.g. scale=1)")
         best: tuple[float, dict[str, float], Tensors] | None = None
+        # λ only scales the merged task vector: it is computed once per value of the others
+        vectors: dict[tuple[tuple[str, float], ...], Tensors] = {}
         for combo in itertools.product(*(self.GRID[n] for n in self.free())):
             values = {**fixed, **dict(zip(self.free(), combo, strict=True))}
-            candidate = self.combine(base, checkpoints, **values)
+            rest = tuple(sorted((k, v) for k, v in values.items() if k != "scale"))
+            if rest not in vectors:
+                vectors[rest] = self.vectors(base, checkpoints, values)
+            candidate = self.scaled(base, vectors[rest], values["scale"])
             value = score(candidate)
             if best is None or value > best[0]:  # ties keep the earlier (smaller) value
                 best = (value, values, candidate)
-            del candidate  # at most two candidates in memory at once
+            del candidate  # at most two candidates in memory at once, beside the vectors
         assert best is not None
         stats = {f"chosen {n}": float(best[1][n]) for n in self.free()}
         return Merged(best[2], {**stats, "held-out score": best[0]})
-
-
-def _scale(value: float | None) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"scale must be >= 0, got {value}")
 
 
 @dataclass(frozen=True)
@@ -110,16 +132,9 @@ class TaskArithmetic(Tuned):
     metric: str = field(default="silhouette", metadata={
         "help": "metric of the held-out score that chooses λ"})
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _scale(self.scale)
-
-    def combine(self, base: Tensors, checkpoints: list[Tensors], **values: float) -> Tensors:
-        out = {}
-        for key, b in base.items():
-            total = sum(_ordered(checkpoints, key, b), torch.zeros_like(b, dtype=torch.float32))
-            out[key] = (b.float() + values["scale"] * total).to(b.dtype)
-        return out
+    def task_vector(self, deltas: list[torch.Tensor], key: str, **values: float
+                    ) -> torch.Tensor:
+        return sum(deltas, torch.zeros_like(deltas[0]))
 
 
 def _trim(delta: torch.Tensor, density: float) -> torch.Tensor:
@@ -161,16 +176,12 @@ class Ties(Tuned):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _scale(self.scale)
         if self.density is not None and not 0.0 < self.density <= 1.0:
             raise ValueError(f"density must be in (0, 1], got {self.density}")
 
-    def combine(self, base: Tensors, checkpoints: list[Tensors], **values: float) -> Tensors:
-        out = {}
-        for key, b in base.items():
-            trimmed = [_trim(d, values["density"]) for d in _ordered(checkpoints, key, b)]
-            out[key] = (b.float() + values["scale"] * _elect(trimmed)).to(b.dtype)
-        return out
+    def task_vector(self, deltas: list[torch.Tensor], key: str, **values: float
+                    ) -> torch.Tensor:
+        return _elect([_trim(d, values["density"]) for d in deltas])
 
 
 @dataclass(frozen=True)
@@ -198,7 +209,6 @@ class Dare(Tuned):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _scale(self.scale)
         if not 0.0 <= self.p < 1.0:
             raise ValueError(f"p must be in [0, 1), got {self.p}")
 
@@ -210,13 +220,9 @@ class Dare(Tuned):
             out.append(torch.where(keep, d, 0.0) / (1.0 - self.p))
         return out
 
-    def combine(self, base: Tensors, checkpoints: list[Tensors], **values: float) -> Tensors:
-        out = {}
-        for key, b in base.items():
-            kept = self.dropped(_ordered(checkpoints, key, b), key)
-            total = sum(kept, torch.zeros_like(b, dtype=torch.float32))
-            out[key] = (b.float() + values["scale"] * total).to(b.dtype)
-        return out
+    def task_vector(self, deltas: list[torch.Tensor], key: str, **values: float
+                    ) -> torch.Tensor:
+        return sum(self.dropped(deltas, key), torch.zeros_like(deltas[0]))
 
 
 @dataclass(frozen=True)
@@ -230,12 +236,9 @@ class DareTies(Dare):
     comparator: ClassVar[bool] = True
     GRID: ClassVar[dict[str, tuple[float, ...]]] = {"scale": (0.5, 1.0, 1.5)}
 
-    def combine(self, base: Tensors, checkpoints: list[Tensors], **values: float) -> Tensors:
-        out = {}
-        for key, b in base.items():
-            kept = self.dropped(_ordered(checkpoints, key, b), key)
-            out[key] = (b.float() + values["scale"] * _elect(kept)).to(b.dtype)
-        return out
+    def task_vector(self, deltas: list[torch.Tensor], key: str, **values: float
+                    ) -> torch.Tensor:
+        return _elect(self.dropped(deltas, key))
 
 
 @dataclass(frozen=True)

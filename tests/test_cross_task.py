@@ -191,8 +191,27 @@ def test_all_with_a_named_cross_task_merge_adds_the_comparators() -> None:
     sel = select(reg, Request(all=True, merges=["model-stock:over=tasks"]))
     names = sorted(m.name for m in sel.merges if m.ingredients()[0] == "tasks")
     assert names == ["dare-ties", "model-stock", "slerp", "soup", "task-arithmetic", "ties"]
-    plain = select(reg, Request(all=True))  # the default grid is unchanged
-    assert not any(m.ingredients()[0] == "tasks" for m in plain.merges)
+    single = select(reg, Request(all=True, merges=["soup"]))  # single-task merges only
+    assert not any(m.ingredients()[0] == "tasks" for m in single.merges)
+
+
+def test_the_default_grid_merges_the_train_tasks_on_every_encoder() -> None:
+    from harness.plan import plan_request
+    from harness.registry import load_registry
+    from harness.selection import Request
+
+    reg = load_registry()
+    plan = plan_request(reg, Request(all=True))
+    cross = [v for v in plan.variants if v.run_tasks]
+    train = sorted(t.name for t in reg.components["tasks"].values() if t.trains_by_default)
+    assert all(v.merged_names == train for v in cross)
+    pairs = {(v.encoder.name, v.adapter.name) for v in plan.variants if v.adapter is not None}
+    for pair in pairs:  # every encoder + adapter the grid trains, by every comparator
+        methods = sorted(v.merge.name for v in cross
+                         if (v.encoder.name, v.adapter.name) == pair)
+        assert methods == ["dare-ties"] * plan.profile.replicates + [
+            "slerp", "soup", "task-arithmetic", "ties"]
+    assert {e for e, _ in pairs} == {"minilm", "scratch", "smollm2"}
 
 
 def test_validation_samples_are_disjoint_from_eval() -> None:
@@ -245,8 +264,11 @@ def test_retention_from_synthetic_rows() -> None:
     assert found["ties"].off.value == pytest.approx(-0.1)  # on c, the task not merged
     assert found["soup"].retention.value == pytest.approx(0.25)
     table = Ranking(fig).table()
-    assert [r[0] for r in table] == ["ties", "soup"] and table[0][5] == "★"
-    assert table[1][5] == ""  # paired: 0.5 apart on the same rows is resolved
+    assert [r.method for r in table] == ["ties", "soup"] and table[0].mark == "★"
+    assert table[1].mark == ""  # paired: 0.5 apart on the same rows is resolved
+    # mean vs fine-tune over every merged task: ties (0.4-0.5 on a, 0.25-0.2 on b)
+    assert table[0].versus.value == pytest.approx(((0.4 - 0.5) + (0.25 - 0.2)) / 2)
+    assert table[1].versus.value == pytest.approx(((0.2 - 0.5) + (0.2 - 0.2)) / 2)
     text = "\n".join(section(fig, {}))
     assert "Merge-method ranking" in text and "ties ★" in text
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.report import tables
 from harness.report.figures import Figures, fmt_est
 from harness.report.rows import Row, merge_note
 from harness.report.stats import Estimate, mean_of
@@ -62,6 +63,20 @@ class Merged:
     retention: Estimate | None
     off: Estimate | None
     off_tasks: list[str]
+
+
+@dataclass
+class Ranked:
+    """A method's row of the ranking: its figures averaged over its merged models (mean
+    retention only where every one of them has it; *versus*, merged − fine-tune, over every
+    merged task of every one)."""
+    method: str
+    retention: Estimate | None
+    versus: Estimate | None
+    off: Estimate | None
+    cka: float | None
+    models: int
+    mark: str = ""
 
 
 class Ranking:
@@ -109,30 +124,27 @@ class Ranking:
             out.setdefault(method(m.row), []).append(m)
         return out
 
-    def table(self) -> list[tuple[str, Estimate | None, Estimate | None, float | None, int,
-                                  str]]:
-        """(method, mean retention, off-task change, mean CKA, merged models, mark), best
-        first."""
+    def table(self) -> list[Ranked]:
+        """One row per method, best mean retention first."""
         rows = []
         for name, found in self.methods().items():
             kept = [m.retention for m in found if m.retention is not None]
             retention = mean_of(kept) if len(kept) == len(found) else None
+            versus = [v for m in found for _, _, v in m.per_task.values() if v is not None]
             offs = [m.off for m in found if m.off is not None]
-            off = mean_of(offs) if offs else None
             ckas = [m.row.cka[0] for m in found if m.row.cka is not None]
-            cka = statistics.fmean(ckas) if ckas else None
-            rows.append((name, retention, off, cka, len(found)))
-        ranked = sorted(rows, key=lambda r: -(r[1].value if r[1] is not None
-                                              and math.isfinite(r[1].value) else -math.inf))
-        top = ranked[0][1] if ranked and ranked[0][1] is not None else None
-        out = []
-        for name, retention, off, cka, n in ranked:
-            mark = ""
-            if top is not None and retention is not None and math.isfinite(retention.value):
-                mark = "★" if retention is top else \
-                    "≈★" if (top - retention).sign() == 0 else ""
-            out.append((name, retention, off, cka, n, mark))
-        return out
+            rows.append(Ranked(name, retention, mean_of(versus) if versus else None,
+                               mean_of(offs) if offs else None,
+                               statistics.fmean(ckas) if ckas else None, len(found)))
+        ranked = sorted(rows, key=lambda r: -(r.retention.value if r.retention is not None
+                                              and math.isfinite(r.retention.value)
+                                              else -math.inf))
+        top = ranked[0].retention if ranked else None
+        for r in ranked:
+            if top is not None and r.retention is not None and math.isfinite(r.retention.value):
+                r.mark = "★" if r.retention is top else \
+                    "≈★" if (top - r.retention).sign() == 0 else ""
+        return ranked
 
 
 def balance(fig: Figures, m: Merged) -> Estimate | None:
@@ -147,11 +159,12 @@ def balance(fig: Figures, m: Merged) -> Estimate | None:
 
 
 def claim3_across(fig: Figures, stats: dict[str, dict[str, float]], soup: str,
-                  slerp: str) -> tuple[str, list[int], list[str]] | None:
+                  slerp: str, ranking: Ranking | None = None
+                  ) -> tuple[str, list[int], list[str]] | None:
     """Claim 3 judged on SLERP across tasks, where it is not linear: LLM cross-task SLERPs whose
     mean linear-fallback fraction is below 0.5, each against the soup of the same fine-tunes.
     (verdict signs, lines), or None where the run has no such SLERP."""
-    ranking = Ranking(fig)
+    ranking = ranking or Ranking(fig)
     pairs = []
     for m in ranking.found:
         if m.row.family != "llm" or method(m.row) != slerp:
@@ -199,9 +212,10 @@ def draws(fig: Figures, row: Row) -> str:
     return f"{len(row.seeds)} × {n // seeds} draws (sd {statistics.stdev(means):.3f})"
 
 
-def section(fig: Figures, stats: dict[str, dict[str, float]]) -> list[str]:
+def section(fig: Figures, stats: dict[str, dict[str, float]],
+            ranking: Ranking | None = None) -> list[str]:
     """The leaderboard's "Merge-method ranking" section (empty without cross-task merges)."""
-    ranking = Ranking(fig)
+    ranking = ranking or Ranking(fig)
     if not ranking.found:
         return []
     p = fig.primary
@@ -211,7 +225,8 @@ def section(fig: Figures, stats: dict[str, dict[str, float]]) -> list[str]:
            f"each merged task scored on it against its own fine-tune, on `{md(p)}`. *retention* "
            "= (merged − base) / (fine-tune − base) on a merged task: the share of the "
            "fine-tune's gain kept (n/a where the fine-tune's own gain has an interval that "
-           "includes zero); *vs fine-tune* = merged − fine-tune there. λ (and density) are "
+           "includes zero); *vs fine-tune* = merged − fine-tune there, defined on every merged "
+           "task (the ranking's *mean vs fine-tune* averages it over them). λ (and density) are "
            "chosen on validation samples of the merged tasks, disjoint from the eval samples "
            "(the chosen values are in *merge*). A random merge (DARE's masks) is the mean "
            "over its draws, which its intervals resample; *seeds (draws)* gives their spread. "
@@ -222,11 +237,12 @@ def section(fig: Figures, stats: dict[str, dict[str, float]]) -> list[str]:
     elif seeds > 1:
         out += [f"{seeds} training seeds or more per merged model: the intervals resample "
                 "them (few seeds under-cover the between-run spread).", ""]
-    body = [[md(name) + (f" {mark}" if mark else ""), fmt_est(retention, signed=False),
-             fmt_est(off, signed=True), f"{cka:.3f}" if cka is not None else "n/a", str(n)]
-            for name, retention, off, cka, n, mark in ranking.table()]
-    out += _table(body, ["method", "mean retention", "off-task change", "CKA to base",
-                         "merged models"])
+    body = [[md(r.method) + (f" {r.mark}" if r.mark else ""), fmt_est(r.retention),
+             fmt_est(r.versus, signed=True), fmt_est(r.off, signed=True),
+             f"{r.cka:.3f}" if r.cka is not None else "n/a", str(r.models)]
+            for r in ranking.table()]
+    out += _table(body, ["method", "mean retention", "mean vs fine-tune", "off-task change",
+                         "CKA to base", "merged models"])
     out += ["", "Per merged model (each merged task: retention, then merged − fine-tune):", ""]
     detail = []
     for m in sorted(ranking.found, key=lambda m: (m.row.encoder, m.row.adapter, method(m.row))):
@@ -246,6 +262,4 @@ def section(fig: Figures, stats: dict[str, dict[str, float]]) -> list[str]:
 
 
 def _table(body: list[list[str]], header: list[str]) -> list[str]:
-    from tabulate import tabulate
-
-    return tabulate(body, headers=header, tablefmt="github").splitlines()
+    return tables._table(body, header).splitlines()
