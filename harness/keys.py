@@ -93,11 +93,11 @@ def train_key(encoder: Encoder, adapter: Adapter, task: Task, seed: int, eval_se
     return content_hash(*parts, *(["rule", rule] if rule else []))
 
 
-def scoring(merge: Merge | None, profile: Profile) -> list[Any]:
+def scoring(merge: Merge | None, profile: Profile | None) -> list[Any]:
     """What a variant key adds for a merge that scores candidates (``Merge.scored_by``) on a
     held-out sample of another size than the eval sample's (``Profile.held_out``): nothing
     otherwise, so keys made before that field stay what they were."""
-    if merge is None or merge.scored_by() is None or not profile.held_out:
+    if merge is None or profile is None or merge.scored_by() is None or not profile.held_out:
         return []
     return ["held_out", profile.held_out]
 
@@ -105,17 +105,15 @@ def scoring(merge: Merge | None, profile: Profile) -> list[Any]:
 def variant_key(encoder: Encoder, train: str, merge: Merge | None,
                 profile: Profile | None = None) -> str:
     """A trained variant: its first training run's key and its merge (None: unmerged)."""
-    extra = scoring(merge, profile) if profile is not None else []
     return content_hash("variant", identity(encoder), train,
-                        identity(merge) if merge else None, *extra)
+                        identity(merge) if merge else None, *scoring(merge, profile))
 
 
 def cross_key(encoder: Encoder, trains: list[str], merge: Merge,
               profile: Profile | None = None) -> str:
     """A cross-task merge (``over=tasks``): the keys of every run it merges, and the merge."""
-    extra = scoring(merge, profile) if profile is not None else []
     return content_hash("variant", identity(encoder), "tasks", list(trains), identity(merge),
-                        *extra)
+                        *scoring(merge, profile))
 
 
 def cell_key(variant: str, eval_sample: str) -> str:
