@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from harness import audit
 from harness.api import KINDS, PROFILES, HarnessError
-from harness.execute import Options, execute, open_store
+from harness.execute import Options, execute, open_store, report_damage
 from harness.listing import inventory, lines
 from harness.params import label
 from harness.registry import SINGULAR, Registry, load_registry
@@ -240,6 +240,7 @@ def cmd_leaderboard(args: argparse.Namespace, reg: Registry) -> int:
             raise HarnessError(f"the store {args.store} has no run of profile "
                                f"{args.profile!r}; leave out --profile for its latest run's")
         out = leaderboard.write(store, Path(args.out), args.profile)
+        report_damage(store, _say)
     finally:
         store.close()
     print(f"leaderboard: {out}")

@@ -23,6 +23,7 @@ from harness.run import FailFast, Runner, Summary, pick_device
 from harness.samples import eval_sample_record
 from harness.selection import Request
 from harness.store import Store
+from harness.store.artifacts import Artifacts
 
 #: a progress display: entered with the number of cells, yields ``advance(n)``
 Progress = Callable[[int], contextlib.AbstractContextManager[Callable[[int], None]]]
@@ -88,6 +89,16 @@ def _upkeep(store: Store, registry: Registry, say: Callable[[str], None]) -> Non
             "`harness run` recomputes what they stood for")
     for warning in backfill(store, registry):
         say(f"warning: {warning}")
+
+
+def report_damage(store: Artifacts, say: Callable[[str], None]) -> None:
+    """One line for the artifacts found damaged and deleted, if any."""
+    damaged = store.damaged
+    if damaged:
+        shown = ", ".join(damaged[:3]) + (f" and {len(damaged) - 3} more"
+                                          if len(damaged) > 3 else "")
+        say(f"warning: {len(damaged)} damaged artifact(s) in the store failed to load or "
+            f"verify and were deleted ({shown}); `harness run` recomputes them")
 
 
 def audit_tasks(plan: Plan, store: Store, run_id: int, say: Callable[[str], None]) -> None:
@@ -164,4 +175,5 @@ def _execute(registry: Registry, request: Request, options: Options,
     store.finish_run(run_id, _now())
     leaderboard.write(store, outcome.leaderboard, plan.profile.name, plan.seed,
                       {v.key for v in plan.variants})
+    report_damage(store, say)
     return outcome

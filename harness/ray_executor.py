@@ -100,7 +100,8 @@ def run_job(spec: dict[str, Any], variant_keys: list[str], stored: dict[str, lis
         stopped = str(err)
     summary = runner.summary
     return {"records": store.records, "computed": summary.computed, "failed": summary.failed,
-            "failures": summary.failures, "stopped": stopped, "device": runner.device}
+            "failures": summary.failures, "stopped": stopped, "device": runner.device,
+            "damaged": store.damaged, "unverified": store.unverified}
 
 
 def connect(address: str | None) -> Any:
@@ -263,6 +264,10 @@ def _replay(runner: Runner, result: dict[str, Any]) -> None:
     runner.summary.computed += result["computed"]
     runner.summary.failed += result["failed"]
     runner.summary.failures += [tuple(f) for f in result["failures"]]
+    store = runner.store
+    if isinstance(store, Artifacts):  # what the worker found damaged, reported by the driver
+        store.damaged += [p for p in result.get("damaged", []) if p not in store.damaged]
+        store.unverified += int(result.get("unverified", 0))
 
 
 def job_spec(request: Request, store: str, device: str, fail_fast: bool, plugins: list[str],

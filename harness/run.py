@@ -2,8 +2,9 @@
 embed what is missing), score them, store each piece as it is done.
 
 Work is grouped so that each backbone loads once per process; a cell whose scores are all in
-the store is reused without loading anything; a cell that fails is recorded with its reason
-and nothing it produced is stored, so the next run retries it.
+the store, and whose embeddings load and verify, is reused without loading a backbone; a cell
+that fails is recorded with its reason and nothing it produced is stored, so the next run
+retries it.
 """
 
 from __future__ import annotations
@@ -88,14 +89,18 @@ class Runner:
         return self.summary
 
     def pending(self) -> dict[str, list[Cell]]:
-        """Record the plan's variants; count the cells whose scores are all stored as reused;
-        return the rest by variant key (what ``run_cells`` computes)."""
+        """Record the plan's variants; count the cells whose scores are all stored and whose
+        embeddings load and verify as reused; return the rest by variant key (what
+        ``run_cells`` computes: a cell whose embeddings were lost or damaged gets them again,
+        for the analyses and plots that read them)."""
         for variant in self.plan.variants:
             self.store.put_variant(variant.record(self.plan.profile))
         todo: dict[str, list[Cell]] = {}
         for cell in self.plan.cells:
             self.stored[cell.key] = self.store.stored_metrics(cell.key) & self.metrics.keys
-            if self.stored[cell.key] == self.metrics.keys:
+            if self.stored[cell.key] == self.metrics.keys and self.store.load_embeddings(
+                    self._emb_key(cell.variant, cell), len(self.samples[cell.task.name])
+                    ) is not None:
                 self.summary.reused += 1
                 self.advance(1)
             else:

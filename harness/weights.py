@@ -96,11 +96,11 @@ class Weights:
             checkpoints = [Checkpoint(c["stage"], c["seed"], c["tensors"]) for c in stored]
         else:
             checkpoints = self._train(backbone, variant, seed, run)
+            if not checkpoints:
+                name = variant.adapter.name if variant.adapter else "?"
+                raise ValueError(f"adapter {name!r} returned no checkpoints")
             self.store.save_checkpoints(key, [{"stage": c.stage, "seed": c.seed,
                                                "tensors": c.tensors} for c in checkpoints])
-        if not checkpoints:
-            name = variant.adapter.name if variant.adapter else "?"
-            raise ValueError(f"adapter {name!r} returned no checkpoints")
         self._checkpoints[key] = checkpoints
         return checkpoints
 

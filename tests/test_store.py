@@ -134,7 +134,7 @@ def test_embeddings_roundtrip(store):
     assert got is not None and got.dtype == np.float32 and got.shape == (7, 5)
     assert np.array_equal(got, X.astype(np.float32))
     assert store.load_embeddings("missing", 7) is None
-    assert listing(store.embeddings_path("k").parent) == ["k.npy"]
+    assert listing(store.embeddings_path("k").parent) == ["k.npy", "k.sha256"]
 
 
 def test_per_row_samples_roundtrip_with_their_scores(store):

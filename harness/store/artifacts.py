@@ -3,15 +3,22 @@ checkpoints (safetensors + ``done.json``), what a worker on another machine writ
 store directory.
 
     artifacts/checkpoints/<key>/stage-N-seed-S.safetensors + done.json   (done.json written last)
-    artifacts/embeddings/<key>.npy
+    artifacts/embeddings/<key>.npy + <key>.sha256                        (.sha256 written last)
 
-An artifact that fails to load is deleted and recomputed, never used. No pickle: safetensors
-for weights, ``.npy`` read with ``allow_pickle=False``.
+Every artifact is checksummed: ``done.json`` holds the SHA-256 of each stage file and of its own
+list of them, ``<key>.sha256`` that of the ``.npy`` beside it; both are written after the data
+they vouch for and verified on every read. An artifact that fails to load or to verify counts
+as missing: it is deleted, recomputed when it is needed and listed in ``damaged``, so a run can
+say so. One written by a harness before checksums (no checksum) still passes the structural
+checks alone, as it did then, and is counted in ``unverified``. No pickle: safetensors for
+weights, ``.npy`` read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 import time
@@ -21,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.store.files import atomic_write, atomic_write_text
+from harness.store.files import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     import torch
@@ -32,6 +39,24 @@ class Artifacts:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        #: store-relative paths of the artifacts found damaged (failed to load or to verify)
+        #: and deleted since this store was opened
+        self.damaged: list[str] = []
+        #: artifacts read without a checksum (written by a harness before checksums)
+        self.unverified = 0
+
+    def _drop(self, path: Path, checksum: Path | None) -> None:
+        """Delete a damaged artifact (where the store is writable) and list it."""
+        for p in (path, checksum):
+            if p is not None:
+                with contextlib.suppress(OSError):
+                    p.unlink(missing_ok=True)
+        try:
+            where = str(path.relative_to(self.root))
+        except ValueError:
+            where = str(path)
+        if where not in self.damaged:
+            self.damaged.append(where)
 
     def sweep_temporary(self, older_than_s: float = 3600.0) -> int:
         """Delete temporary files a killed run left behind (old enough not to be in use)."""
@@ -47,40 +72,72 @@ class Artifacts:
     def embeddings_path(self, key: str) -> Path:
         return self.root / "artifacts" / "embeddings" / f"{key}.npy"
 
+    @staticmethod
+    def checksum_path(path: Path) -> Path:
+        return path.with_suffix(".sha256")
+
     def load_embeddings(self, key: str, rows: int) -> np.ndarray | None:
+        """The stored embeddings under ``key`` (``rows`` float32 rows), or None if absent,
+        unverified or damaged (then deleted, with every hard link that shares the file)."""
         path = self.embeddings_path(key)
         if not path.is_file():
             return None
+        checksum = self.checksum_path(path)
+        want: str | None = None
         try:
-            X = np.load(path, allow_pickle=False)
+            want = checksum.read_text(encoding="ascii").strip()
+        except FileNotFoundError:  # written before checksums: structural checks only
+            self.unverified += 1
+        except (OSError, UnicodeDecodeError):
+            self._drop(path, checksum)
+            return None
+        try:
+            data = path.read_bytes()
+            if want is not None and hashlib.sha256(data).hexdigest() != want:
+                raise ValueError("checksum mismatch")
+            X = np.load(io.BytesIO(data), allow_pickle=False)
             if not isinstance(X, np.ndarray):  # e.g. a zip (.npz) at this path
-                close = getattr(X, "close", None)
-                if close:
-                    close()
                 raise ValueError("not a .npy array")
             if X.ndim != 2 or X.shape[0] != rows or X.shape[1] < 1 or X.dtype != np.float32:
                 raise ValueError(f"shape {X.shape} dtype {X.dtype}")
             return np.asarray(X)
         except Exception:  # corrupt in any way: recompute, never use
-            path.unlink(missing_ok=True)
+            for linked in self._links(path):
+                self._drop(linked, self.checksum_path(linked))
+            self._drop(path, checksum)
             return None
 
+    def _links(self, path: Path) -> list[Path]:
+        """The other names of ``path``'s file (hard links made by ``link_embeddings``)."""
+        try:
+            info = path.stat()
+            if info.st_nlink < 2:
+                return []
+            return [p for p in path.parent.glob("*.npy") if p != path
+                    and p.stat().st_ino == info.st_ino and p.stat().st_dev == info.st_dev]
+        except OSError:
+            return []
+
     def save_embeddings(self, key: str, X: np.ndarray) -> None:
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(X, dtype=np.float32), allow_pickle=False)
-        atomic_write(self.embeddings_path(key), write)
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(X, dtype=np.float32), allow_pickle=False)
+        data = buffer.getvalue()
+        path = self.embeddings_path(key)
+        atomic_write_bytes(path, data)
+        atomic_write_text(self.checksum_path(path), hashlib.sha256(data).hexdigest() + "\n")
 
     def link_embeddings(self, key: str, to: str, X: np.ndarray) -> None:
-        """Store ``X``, already stored under ``to``, under ``key`` too: a hard link where the
-        file system allows one (no second copy), else a copy."""
+        """Store ``X``, already stored (and verified) under ``to``, under ``key`` too: a hard
+        link where the file system allows one (no second copy), else a copy."""
         path, source = self.embeddings_path(key), self.embeddings_path(to)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.link.tmp")  # any host
         try:
+            digest = self.checksum_path(source).read_text(encoding="ascii")
             tmp.unlink(missing_ok=True)
             os.link(source, tmp)
             os.replace(tmp, path)
-        except OSError:
+            atomic_write_text(self.checksum_path(path), digest)
+        except (OSError, UnicodeDecodeError):
             self.save_embeddings(key, X)
         finally:  # rename(2) leaves both names when they are links to one file already
             tmp.unlink(missing_ok=True)
@@ -89,29 +146,43 @@ class Artifacts:
         return self.root / "artifacts" / "checkpoints" / key
 
     def load_checkpoints(self, key: str) -> list[dict[str, Any]] | None:
-        """The stored checkpoints of a training job, or None if absent or unreadable."""
-        from safetensors.torch import load_file
+        """The stored checkpoints of a training job, or None if absent, unverified or damaged
+        (then its ``done.json`` is deleted: the job is retrained when it is needed)."""
+        from safetensors.torch import load as load_bytes
 
         folder = self.checkpoints_dir(key)
         done = folder / "done.json"
         if not done.is_file():
             return None
         try:
-            manifest = json.loads(done.read_text())
+            manifest = json.loads(done.read_text(encoding="utf-8"))
+            entries = manifest["checkpoints"]
+            legacy = "sha256" not in manifest  # written before checksums: structural checks
+            if legacy:
+                self.unverified += 1
+            elif manifest["sha256"] != _manifest_digest(entries):
+                raise ValueError("the manifest's checksum does not match")
+            if not entries:  # the harness never stores a run without checkpoints
+                raise ValueError("no checkpoints listed")
             out = []
-            for entry in manifest["checkpoints"]:
-                tensors = load_file(folder / entry["file"])
+            for entry in entries:
+                data = (folder / entry["file"]).read_bytes()
+                if not legacy and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                    raise ValueError(f"{entry['file']}: checksum mismatch")
+                tensors = load_bytes(data)
                 if sorted(tensors) != sorted(entry["tensors"]):
                     raise ValueError("tensor names differ from the manifest")
                 out.append({"stage": entry["stage"], "seed": entry["seed"], "tensors": tensors})
             return out
         except Exception:  # truncated or corrupt: recompute, never use
-            done.unlink(missing_ok=True)
+            self._drop(done, None)
             return None
 
     def save_checkpoints(self, key: str, checkpoints: list[dict[str, Any]]) -> None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
+        if not checkpoints:
+            raise ValueError("no checkpoints to store")
         folder = self.checkpoints_dir(key)
         entries = []
         for ck in checkpoints:
@@ -119,10 +190,18 @@ class Artifacts:
             # clone: tied weights share memory, which safetensors refuses to save
             tensors: dict[str, torch.Tensor] = {k: v.detach().cpu().clone().contiguous()
                                                 for k, v in ck["tensors"].items()}
-            def write(tmp: Path, t: dict[str, torch.Tensor] = tensors) -> None:
-                save_file(t, str(tmp))
-
-            atomic_write(folder / name, write)
+            data = save(tensors)
+            del tensors
+            atomic_write_bytes(folder / name, data)
             entries.append({"stage": ck["stage"], "seed": ck["seed"], "file": name,
-                            "tensors": sorted(tensors)})
-        atomic_write_text(folder / "done.json", json.dumps({"checkpoints": entries}, indent=1))
+                            "tensors": sorted(ck["tensors"]),
+                            "sha256": hashlib.sha256(data).hexdigest()})
+            del data
+        manifest = {"checkpoints": entries, "sha256": _manifest_digest(entries)}
+        atomic_write_text(folder / "done.json", json.dumps(manifest, indent=1))
+
+
+def _manifest_digest(entries: Any) -> str:
+    """The SHA-256 of a ``done.json``'s list of checkpoints (its own checksum)."""
+    text = json.dumps(entries, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -45,7 +45,7 @@ class Store(Artifacts, Queries):
     """The artifacts and the SQLite database of cells, runs and analyses."""
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        Artifacts.__init__(self, root)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / f".write-probe-{os.getpid()}"

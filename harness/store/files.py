@@ -33,6 +33,13 @@ def _umask() -> int:
 _UMASK = _umask()
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    atomic_write(path, write)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     def write(tmp: Path) -> None:
         tmp.write_text(text, encoding="utf-8")

@@ -1,0 +1,199 @@
+"""Checksummed artifacts (issue #19, points 2-4): a flipped byte in a checkpoint, an embeddings
+file or a ``done.json`` is caught when it is read, the artifact is deleted (with every hard
+link that shares it), recomputed when it is needed and reported on one stderr line; an
+artifact from before checksums is read with the structural checks alone, as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from smoke_runs import SMOKE_TASKS, plan_for, run_here
+
+from harness.keys import embedding_key, eval_key
+from harness.store import Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "S")
+    yield s
+    s.close()
+
+
+def flip(path: Path, at: int) -> None:
+    """Flip every bit of one byte, ``at`` bytes from the end (inside the data, not the
+    header, for the files the harness writes)."""
+    data = bytearray(path.read_bytes())
+    data[len(data) - at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def stages() -> list[dict]:
+    g = torch.Generator().manual_seed(1)
+    return [{"stage": s, "seed": 0, "tensors": {"w": torch.randn(8, 8, generator=g)}}
+            for s in range(2)]
+
+
+# ------------------------------------------------------------------------------ embeddings
+
+
+def test_a_flipped_byte_in_embeddings_is_caught_with_its_hard_links(store):
+    X = np.arange(40 * 8, dtype=np.float32).reshape(40, 8)
+    store.save_embeddings("shared", X)
+    store.link_embeddings("variant", "shared", X)
+    store.link_embeddings("other", "shared", X)
+    flip(store.embeddings_path("shared"), 5)  # one float of the data: a valid .npy still
+    assert np.load(store.embeddings_path("variant")).shape == (40, 8)  # numpy cannot tell
+    assert store.load_embeddings("variant", 40) is None
+    for key in ("shared", "variant", "other"):  # every name of the damaged file is gone
+        assert not store.embeddings_path(key).exists(), key
+        assert not store.checksum_path(store.embeddings_path(key)).exists(), key
+    assert sorted(store.damaged) == [f"artifacts/embeddings/{k}.npy"
+                                     for k in ("other", "shared", "variant")]
+    store.save_embeddings("shared", X)  # recomputed: verifies again
+    assert np.array_equal(store.load_embeddings("shared", 40), X)
+
+
+def test_a_damaged_checksum_file_makes_the_embeddings_missing(store):
+    X = np.ones((3, 2), np.float32)
+    store.save_embeddings("k", X)
+    store.checksum_path(store.embeddings_path("k")).write_text("0" * 64)
+    assert store.load_embeddings("k", 3) is None
+    assert store.damaged == ["artifacts/embeddings/k.npy"]
+
+
+def test_embeddings_from_before_checksums_still_load(store):
+    path = store.embeddings_path("old")
+    path.parent.mkdir(parents=True)
+    np.save(path, np.ones((3, 2), np.float32))  # what a harness before checksums wrote
+    assert np.array_equal(store.load_embeddings("old", 3), np.ones((3, 2), np.float32))
+    assert store.damaged == [] and store.unverified == 1
+    path.write_bytes(path.read_bytes()[:-4])  # structural checks still catch a truncation
+    assert store.load_embeddings("old", 3) is None and not path.exists()
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def test_a_flipped_byte_in_a_checkpoint_is_caught(store):
+    store.save_checkpoints("t", stages())
+    folder = store.checkpoints_dir("t")
+    flip(folder / "stage-1-seed-0.safetensors", 3)  # inside a float: safetensors loads it
+    assert store.load_checkpoints("t") is None
+    assert not (folder / "done.json").exists()
+    assert store.damaged == ["artifacts/checkpoints/t/done.json"]
+
+
+@pytest.mark.parametrize("edit", ["a stage number", "a file checksum", "no checkpoints",
+                                  "no checkpoints, checksum forged"])
+def test_a_damaged_done_json_is_caught(store, edit):
+    from harness.store.artifacts import _manifest_digest
+
+    store.save_checkpoints("t", stages())
+    done = store.checkpoints_dir("t") / "done.json"
+    manifest = json.loads(done.read_text())
+    if edit == "a stage number":  # still valid JSON naming files that verify
+        manifest["checkpoints"][1]["stage"] = 7
+    elif edit == "a file checksum":
+        digest = manifest["checkpoints"][0]["sha256"]
+        manifest["checkpoints"][0]["sha256"] = ("1" if digest[0] != "1" else "2") + digest[1:]
+    else:
+        manifest["checkpoints"] = []
+        if edit.endswith("forged"):
+            manifest["sha256"] = _manifest_digest([])
+    done.write_text(json.dumps(manifest))
+    assert store.load_checkpoints("t") is None
+    assert not done.exists()
+    assert store.damaged == ["artifacts/checkpoints/t/done.json"]
+
+
+def test_a_done_json_from_before_checksums_still_loads(store):
+    store.save_checkpoints("t", stages())
+    done = store.checkpoints_dir("t") / "done.json"
+    manifest = json.loads(done.read_text())
+    del manifest["sha256"]  # the layout before checksums
+    done.write_text(json.dumps(manifest))
+    assert store.load_checkpoints("t") is not None
+    assert store.damaged == [] and store.unverified == 1
+    manifest["checkpoints"] = []  # what an adapter returning nothing left: never again
+    done.write_text(json.dumps(manifest))
+    assert store.load_checkpoints("t") is None and not done.exists()
+
+
+def test_no_checkpoints_are_never_stored(store):
+    with pytest.raises(ValueError, match="no checkpoints"):
+        store.save_checkpoints("t", [])
+    assert not (store.checkpoints_dir("t") / "done.json").exists()
+
+
+# ------------------------------------------------------------------------------ a whole run
+
+
+def test_flipped_bytes_are_recomputed_and_the_leaderboard_is_unchanged(tmp_path, registry,
+                                                                        capsys):
+    """One byte flipped in a training run's stage file, in another run's ``done.json`` and
+    in three fully scored cells' embeddings (each file has a second name, a hard link): the next
+    run recomputes exactly those cells, retrains those runs, says so on one stderr line, and
+    writes the same scores and the same leaderboard bytes as before."""
+    folder = tmp_path / "a"
+    folder.mkdir()
+    assert run_here(SMOKE_TASKS, folder) == {"computed": 12, "reused": 0, "failed": 0}
+    board = (folder / "O").read_bytes()
+    plots = {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix == ".png"}
+    plan = plan_for(registry, SMOKE_TASKS)
+    store_dir = folder / "S"
+
+    def npy(cell) -> Path:
+        key = embedding_key(cell.variant.key, eval_key(cell.task, plan.profile, plan.seed))
+        return store_dir / "artifacts" / "embeddings" / f"{key}.npy"
+
+    trained = [v for v in plan.variants if v.train_key]
+    first, second = trained[0], trained[1]
+    ckpts = store_dir / "artifacts" / "checkpoints"
+    flip(sorted((ckpts / first.train_key).glob("*.safetensors"))[-1], 9)
+    done = ckpts / second.train_key / "done.json"
+    done.write_text(done.read_text().replace('"stage": 0', '"stage": 5', 1))
+    base = next(c for c in plan.cells if c.variant.adapter is None)
+    damaged = [next(c for c in plan.cells if c.variant is v) for v in (first, second)] + [base]
+    for cell in damaged:
+        assert os.stat(npy(cell)).st_nlink == 2  # the variant's name and the weights' name
+        flip(npy(cell), 13)
+    capsys.readouterr()
+
+    assert run_here(SMOKE_TASKS, folder) == {"computed": 3, "reused": 9, "failed": 0}
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "damaged artifact" in line]
+    # three embeddings files, two names each (the variant's and its weights'), two done.json
+    assert len(lines) == 1 and lines[0].startswith("warning: 8 damaged artifact(s)"), err
+    assert (folder / "O").read_bytes() == board
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix == ".png"} == plots
+    store = Store(store_dir)
+    try:
+        for v in (first, second):
+            assert store.load_checkpoints(v.train_key) is not None  # retrained, verified
+    finally:
+        store.close()
+    assert run_here(SMOKE_TASKS, folder) == {"computed": 0, "reused": 12, "failed": 0}
+    assert "damaged" not in capsys.readouterr().err
+
+
+def test_a_store_from_before_checksums_recomputes_nothing(tmp_path, capsys):
+    folder = tmp_path / "a"
+    folder.mkdir()
+    run_here(SMOKE_TASKS, folder)
+    board = (folder / "O").read_bytes()
+    artifacts = folder / "S" / "artifacts"
+    for checksum in artifacts.rglob("*.sha256"):
+        checksum.unlink()
+    for done in artifacts.rglob("done.json"):
+        manifest = json.loads(done.read_text())
+        done.write_text(json.dumps({"checkpoints": manifest["checkpoints"]}))
+    capsys.readouterr()
+    assert run_here(SMOKE_TASKS, folder) == {"computed": 0, "reused": 12, "failed": 0}
+    assert "warning" not in capsys.readouterr().err
+    assert (folder / "O").read_bytes() == board
