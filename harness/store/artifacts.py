@@ -77,8 +77,8 @@ class Artifacts:
         return path.with_suffix(".sha256")
 
     def load_embeddings(self, key: str, rows: int) -> np.ndarray | None:
-        """The stored embeddings under ``key`` (``rows`` float32 rows), or None if absent,
-        unverified or damaged (then deleted, with every hard link that shares the file)."""
+        """The stored embeddings under ``key`` (``rows`` float32 rows), or None if absent or
+        damaged (then deleted, with every hard link that shares the file)."""
         path = self.embeddings_path(key)
         if not path.is_file():
             return None
@@ -110,11 +110,9 @@ class Artifacts:
     def _links(self, path: Path) -> list[Path]:
         """The other names of ``path``'s file (hard links made by ``link_embeddings``)."""
         try:
-            info = path.stat()
-            if info.st_nlink < 2:
+            if path.stat().st_nlink < 2:
                 return []
-            return [p for p in path.parent.glob("*.npy") if p != path
-                    and p.stat().st_ino == info.st_ino and p.stat().st_dev == info.st_dev]
+            return [p for p in path.parent.glob("*.npy") if p != path and p.samefile(path)]
         except OSError:
             return []
 
@@ -146,8 +144,8 @@ class Artifacts:
         return self.root / "artifacts" / "checkpoints" / key
 
     def load_checkpoints(self, key: str) -> list[dict[str, Any]] | None:
-        """The stored checkpoints of a training job, or None if absent, unverified or damaged
-        (then its ``done.json`` is deleted: the job is retrained when it is needed)."""
+        """The stored checkpoints of a training job, or None if absent or damaged (then its
+        ``done.json`` is deleted: the job is retrained when it is needed)."""
         from safetensors.torch import load as load_bytes
 
         folder = self.checkpoints_dir(key)
