@@ -12,18 +12,23 @@ samples concatenated in task order, the same sequences for every variant):
   sequence: its length, its magnitude (tercile of its largest element) and the leading digit of
   its first element.
 
-Nothing here loads a model: the stage costs seconds, and a re-run skips what is stored.
+Nothing here loads a model: the stage costs seconds, and a re-run skips what is stored. A task
+whose ``label`` raises on another task's sequence (or returns what is not a class index or None)
+is a fault of that task: its ``encoded`` attribute is left out, everything else is analysed and
+stored, and the fault is returned to be reported on every run until the task is fixed (then the
+variants analysed without it are analysed again).
 """
 
 from __future__ import annotations
 
+import traceback
 import warnings
 from collections.abc import Callable
 
 import numpy as np
 
 from harness import keys
-from harness.api import Sequence
+from harness.api import Sequence, Task
 from harness.plan import Plan, Variant
 from harness.samples import eval_sample
 from harness.store import Store
@@ -116,17 +121,66 @@ def encoded(X: np.ndarray, attributes: dict[str, list[int | None]], seed: int
     return out
 
 
+class LabelFault(Exception):
+    """A task's ``label`` broke its contract on a sequence of the pool."""
+
+
+def pool_labels(task: Task, pool: list[tuple[Sequence, str]]) -> list[int | None]:
+    """``task``'s label of every (sequence, the task it was drawn for) of the pool, or a
+    ``LabelFault`` saying where ``label`` raised or returned something else than a class index or
+    None (the contract: defined on any sequence, None where it does not apply)."""
+    out: list[int | None] = []
+    for seq, origin in pool:
+        where = f"on a sequence of task {origin!r} {_short(seq)}"
+        try:
+            y = task.label(seq)
+        except (Exception, SystemExit) as err:  # a plugin's sys.exit() too
+            raise LabelFault(f"label() raised {type(err).__name__}: {err} {where}") from err
+        if y is not None and not (hasattr(y, "__index__") and 0 <= int(y) < len(task.classes)):
+            raise LabelFault(f"label() returned {y!r}, not a class index or None, {where}")
+        out.append(None if y is None else int(y))
+    return out
+
+
+def _short(seq: Sequence) -> str:
+    text = repr(tuple(seq))
+    return text if len(text) <= 60 else text[:57] + "...)"
+
+
+def labelled(tasks: list[Task], samples: list[list[Sequence]]
+             ) -> tuple[dict[str, list[int | None]], list[tuple[str, str, str]]]:
+    """Every task's labels of the pool (each task's eval sample, in task order) and a failure
+    (what, error, trace) for each task whose labels broke the contract: it is left out."""
+    pool = [(s, t.name) for t, sample in zip(tasks, samples, strict=True) for s in sample]
+    attributes: dict[str, list[int | None]] = {}
+    faults = []
+    for task in tasks:
+        try:
+            attributes[task.name] = pool_labels(task, pool)
+        except LabelFault as err:
+            error = " ".join(f"{err}; its 'encoded' analysis is left out; fix the task (return "
+                             "None where it does not apply)".split())
+            trace = "".join(traceback.format_exception(err))[-4000:]
+            faults.append((f"task {task.name!r}", error, trace))
+    return attributes, faults
+
+
 def analyse(plan: Plan, store: Store, run_id: int,
-            advance: Callable[[int], None] = lambda n: None) -> int:
-    """Analyse every variant of the plan not analysed yet; returns how many were."""
+            advance: Callable[[int], None] = lambda n: None) -> list[tuple[str, str, str]]:
+    """Analyse every variant of the plan not analysed yet (or analysed without a task's labels
+    that are now usable); returns the failures (what, error, trace) of tasks left out."""
     tasks = plan.tasks
     eval_keys = [keys.eval_key(t, plan.profile, plan.seed) for t in tasks]
     pool = keys.pool_key(eval_keys)
     samples = [eval_sample(t, plan.profile, plan.seed) for t in tasks]
     seqs = [s for sample in samples for s in sample]
-    attributes: dict[str, list[int | None]] = {t.name: [t.label(s) for s in seqs] for t in tasks}
+    attributes, faults = labelled(tasks, samples)
+    have: dict[str, set[str]] = {}  # variant -> the attributes its stored analyses cover
+    for r in store.analyses(plan.profile.name, plan.seed):
+        if r.pool == pool and r.kind == "encoded":
+            have.setdefault(r.variant, set()).add(r.name)
+    done = {v for v in store.analysed(pool) if set(attributes) <= have.get(v, set())}
     attributes.update({k: list[int | None](v) for k, v in nuisance(seqs).items()})
-    done = store.analysed(pool)
     bases = {v.key: v for v in plan.variants if v.adapter is None}
 
     def pooled(variant: Variant) -> np.ndarray | None:
@@ -138,7 +192,6 @@ def analyse(plan: Plan, store: Store, run_id: int,
             parts.append(X)
         return np.concatenate(parts)
 
-    count = 0
     base_cache: dict[str, np.ndarray | None] = {}
     for variant in plan.variants:
         if variant.key in done:
@@ -159,6 +212,5 @@ def analyse(plan: Plan, store: Store, run_id: int,
             rows.append(("encoded", name, value, float("nan"), float("nan")))
         store.put_analyses(variant.key, pool, [t.name for t in tasks], plan.profile.name,
                            plan.seed, run_id, rows)
-        count += 1
         advance(1)
-    return count
+    return faults

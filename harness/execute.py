@@ -87,6 +87,11 @@ def _upkeep(store: Store, registry: Registry, say: Callable[[str], None]) -> Non
     if store.dropped:
         say(f"warning: the store held {store.dropped} damaged rows; they were dropped and "
             "`harness run` recomputes what they stood for")
+    if store.read_only:
+        if store.backfill_pending():
+            say("warning: the store is read-only, so the roles and directions that an older "
+                "harness did not store are not filled in; open it once with write access")
+        return
     for warning in backfill(store, registry):
         say(f"warning: {warning}")
 
@@ -97,8 +102,13 @@ def report_damage(store: Artifacts, say: Callable[[str], None]) -> None:
     if damaged:
         shown = ", ".join(damaged[:3]) + (f" and {len(damaged) - 3} more"
                                           if len(damaged) > 3 else "")
-        say(f"warning: {len(damaged)} damaged artifact(s) in the store failed to load or "
-            f"verify and were deleted ({shown}); `harness run` recomputes them")
+        if getattr(store, "read_only", False):
+            say(f"warning: {len(damaged)} damaged artifact(s) in the read-only store failed to "
+                f"load or verify and were left out ({shown}); `harness run` on a writable copy "
+                "recomputes them")
+        else:
+            say(f"warning: {len(damaged)} damaged artifact(s) in the store failed to load or "
+                f"verify and were deleted ({shown}); `harness run` recomputes them")
 
 
 def audit_tasks(plan: Plan, store: Store, run_id: int, say: Callable[[str], None]) -> None:
@@ -170,8 +180,9 @@ def _execute(registry: Registry, request: Request, options: Options,
         except FailFast as err:
             outcome.stopped = str(err)
         outcome.summary = runner.summary
-    if outcome.stopped is None:
-        analyse(plan, store, run_id)  # CKA to the base, what else is encoded: from the store
+    if outcome.stopped is None:  # CKA to the base, what else is encoded: from the store
+        for what, error, trace in analyse(plan, store, run_id):  # tasks whose labels broke
+            outcome.summary.fault(what, error, trace)
     store.finish_run(run_id, _now())
     leaderboard.write(store, outcome.leaderboard, plan.profile.name, plan.seed,
                       {v.key for v in plan.variants})

@@ -20,7 +20,8 @@ from harness.api import Backbone, HarnessError
 from harness.params import label
 from harness.plan import Cell, Plan, Variant
 from harness.samples import eval_sample
-from harness.scoring import Metrics, checked_embeddings
+from harness.scoring import Metrics, MetricsRaised, checked_backbone, checked_embeddings
+from harness.store.faults import is_machine_fault
 from harness.store.records import RunStore
 from harness.weights import Weights
 
@@ -33,11 +34,22 @@ class FailFast(Exception):
 class Summary:
     computed: int = 0
     reused: int = 0
-    failed: int = 0
+    failed: int = 0  # cells, and the faults outside any cell (``left_out``)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # what, error, trace
+    left_out: int = 0  # tasks whose labels the analysis could not use (``fault``)
+
+    def fault(self, what: str, error: str, trace: str = "") -> None:
+        """A failure outside any cell (a task left out of the analysis): reported like a failed
+        cell, and the run exits 1, but not counted among the cells."""
+        self.failed += 1
+        self.left_out += 1
+        self.failures.append((what, error, trace))
 
     def line(self) -> str:
-        return f"cells: {self.computed} computed, {self.reused} reused, {self.failed} failed"
+        out = (f"cells: {self.computed} computed, {self.reused} reused, "
+               f"{self.failed - self.left_out} failed")
+        return out + (f"; {self.left_out} task(s) left out of the analysis"
+                      if self.left_out else "")
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -122,7 +134,8 @@ class Runner:
         def get_backbone() -> Backbone:
             nonlocal backbone
             if backbone is None:
-                backbone = variants[0].encoder.load(self.device)
+                encoder = variants[0].encoder
+                backbone = checked_backbone(encoder.name, encoder.load(self.device))
             return backbone
 
         for variant in variants:
@@ -189,6 +202,11 @@ class Runner:
             rows, samples = self.metrics.score(X, self.labels[cell.task.name], eval_key,
                                                self.stored.get(cell.key, set()),
                                                task=cell.task.name, seed=self.plan.seed)
+        except MetricsRaised as err:  # the other metrics are stored; the re-run scores the rest
+            self.store.put_scores(cell.key, cell.variant.key, cell.task.name, self.where,
+                                  err.rows, err.samples)
+            self.fail(cell, err)  # after put_scores, which clears the cell's failure
+            return
         except (Exception, SystemExit) as err:
             self.fail(cell, err)
             return
@@ -198,9 +216,15 @@ class Runner:
         self.advance(1)
 
     def fail(self, cell: Cell, err: BaseException) -> None:
+        if is_machine_fault(err):  # a full disk fails every cell after it: stop, resumable
+            raise err
         what = f"{describe(cell.variant)} on {cell.task.name}"
-        message = " ".join(f"{type(err).__name__}: {err}".split())  # one line
-        trace = "".join(traceback.format_exception(err))[-4000:]
+        if isinstance(err, MetricsRaised):  # it names each metric that raised, with its error
+            message, trace = str(err), err.trace
+        else:
+            message, trace = f"{type(err).__name__}: {err}", "".join(
+                traceback.format_exception(err))
+        message, trace = " ".join(message.split()), trace[-4000:]  # one line
         self.store.put_failure(cell.key, cell.variant.key, cell.task.name,
                                message + "\n" + trace, self.where)
         self.summary.failed += 1

@@ -143,6 +143,52 @@ def infer_family(config: Any) -> str:
     return "non-llm"
 
 
+def looks_local(model: str) -> bool:
+    """Whether model= can only name a local path: a hub id is NAME or ORG/NAME, never with a
+    leading /, . or ~, a backslash or a second /."""
+    return model.startswith(("/", ".", "~")) or "\\" in model or model.count("/") > 1
+
+
+@contextlib.contextmanager
+def quiet_hub() -> Iterator[None]:
+    """No hub retry warnings on stderr (five lines per unreachable file): the error is one line."""
+    from huggingface_hub.utils import logging as hub_logging
+
+    logger = hub_logging.get_logger()
+    level = logger.level
+    logger.setLevel(hub_logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def read_config(model: str, trust_remote_code: bool) -> Any:
+    """The model's transformers config; a ValueError (a usage error) naming the folder or hub id
+    when it does not exist, is a file, needs its own code (``auto_map``) without
+    trust_remote_code, or cannot be read for any other reason."""
+    if os.path.exists(model) and not os.path.isdir(model):
+        raise ValueError(f"{model!r} is a file, not a model folder")
+    if not os.path.exists(model) and looks_local(model):
+        raise ValueError(f"folder {model!r} does not exist")
+    from transformers import AutoConfig
+
+    where = "folder" if os.path.isdir(model) else "model"
+    quiet_transformers()
+    try:
+        with quiet_hub():
+            return AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
+    except Exception as err:  # a config field of the wrong type is the hub's own error class
+        if "trust_remote_code" in str(err):
+            raise ValueError(f"{where} {model!r} needs its own code to load; pass "
+                             "trust_remote_code=true to run it (auto_map in its config; only "
+                             "for a source you trust)") from None
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        first = " ".join(lines[:2] if lines and lines[0].endswith(":") else lines[:1])
+        raise ValueError(f"cannot read the config of {where} {model!r}: "
+                         f"{first or type(err).__name__}") from None
+
+
 @dataclass(frozen=True)
 class HF(Encoder):
     """Any transformers model by hub id or local folder (hf:model=ID_OR_PATH)."""
@@ -165,22 +211,9 @@ class HF(Encoder):
             raise ValueError("needs model=HUB_ID or model=LOCAL_FOLDER")
         if self.family not in ("", "llm", "non-llm"):
             raise ValueError(f"family={self.family!r} is not llm or non-llm")
-        # the model is checked whether or not family is given: a missing folder or a model
+        # one check of the model whether or not family is given: a missing folder or a model
         # that needs its own code is a usage error up front, not a failed cell later
-        from transformers import AutoConfig
-
-        try:
-            config = AutoConfig.from_pretrained(self.model,
-                                                trust_remote_code=self.trust_remote_code)
-        except (OSError, ValueError) as err:
-            where = "folder" if os.path.isdir(self.model) else "model"
-            if "trust_remote_code" in str(err):
-                raise ValueError(f"{where} {self.model!r} needs its own code to load; "
-                                 "pass trust_remote_code=true to run it (only for a "
-                                 "source you trust)") from None
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise ValueError(f"cannot read the config of {where} {self.model!r}: "
-                             f"{first}") from None
+        config = read_config(self.model, self.trust_remote_code)
         if not self.family:
             object.__setattr__(self, "family", infer_family(config))
 

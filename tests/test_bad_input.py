@@ -82,6 +82,10 @@ RUN_CASES = [
     ([*SCRATCH, "--merge", "slerp:t=0.5,-inf"], "not a finite number"),
     (["--encoder", "hf", "--task", "parity"], "model="),
     (["--encoder", "hf:model=/no/such/folder", "--task", "parity"], "/no/such/folder"),
+    (["--encoder", "hf:model=/no/such/folder,family=llm", "--task", "parity"],
+     "folder '/no/such/folder' does not exist"),
+    (["--encoder", "hf:model=./no/such,family=non-llm", "--task", "parity"],
+     "folder './no/such' does not exist"),
     # sizes and selections
     ([*SCRATCH, "--seeds", "0"], "--seeds"),
     ([*SCRATCH, "--seeds", "-2"], "--seeds"),
@@ -198,8 +202,9 @@ from typing import ClassVar
 import numpy as np
 
 from harness import hookimpl
-from harness.api import Merge, Task
+from harness.api import Merge, Metric, Task
 from harness.plugins.scratch import Scratch, ScratchBackbone
+from harness.tasks.elementwise import Parity
 
 
 class NanBackbone(ScratchBackbone):
@@ -212,6 +217,17 @@ class NanBackbone(ScratchBackbone):
 class FlatBackbone(ScratchBackbone):
     def embed(self, seqs, batch_size=64):
         return super().embed(seqs, batch_size)[:, 0]
+
+
+class ShortEmbedBackbone(ScratchBackbone):
+    def embed(self, seqs, batch_size=64):
+        return super().embed(seqs, batch_size)[:-1]
+
+
+class ShortEncodeBackbone(ScratchBackbone):
+    def encode(self, seqs):
+        z = super().encode(seqs)
+        return z[:-1] if self.module.training else z
 
 
 @dataclass(frozen=True)
@@ -230,6 +246,24 @@ class FlatEncoder(Scratch):
 
     def load(self, device):
         return FlatBackbone(super().load(device).module, device)
+
+
+@dataclass(frozen=True)
+class ShortEmbedEncoder(Scratch):
+    """embed returns one row too few."""
+    name: ClassVar[str] = "short-embed"
+
+    def load(self, device):
+        return ShortEmbedBackbone(super().load(device).module, device)
+
+
+@dataclass(frozen=True)
+class ShortEncodeEncoder(Scratch):
+    """encode returns one row too few while training."""
+    name: ClassVar[str] = "short-encode"
+
+    def load(self, device):
+        return ShortEncodeBackbone(super().load(device).module, device)
 
 
 @dataclass(frozen=True)
@@ -280,6 +314,29 @@ class Mislabelled(Parityish):
 
 
 @dataclass(frozen=True)
+class Picky(Parity):
+    """Parity whose label raises where it does not apply, instead of returning None."""
+    name: ClassVar[str] = "picky"
+    in_all: ClassVar[bool] = False
+
+    def label(self, seq):
+        if len({x % 2 for x in seq}) > 1:
+            raise ValueError("mixed parities")
+        return super().label(seq)
+
+
+@dataclass(frozen=True)
+class Exploding(Metric):
+    """Raises on every cell."""
+    name: ClassVar[str] = "exploding"
+    in_all: ClassVar[bool] = False
+    higher_is_better: ClassVar[bool] = True
+
+    def score(self, X, y, rng):
+        raise RuntimeError("metric blew up")
+
+
+@dataclass(frozen=True)
 class Squash(Merge):
     """Returns a tensor of the wrong shape."""
     name: ClassVar[str] = "squash"
@@ -304,12 +361,19 @@ class Quitter(Merge):
 def register_encoders(register):
     register(NanEncoder)
     register(FlatEncoder)
+    register(ShortEmbedEncoder)
+    register(ShortEncodeEncoder)
 
 
 @hookimpl
 def register_tasks(register):
-    for task in (Lopsided, Empty, Crashing, Mislabelled):
+    for task in (Lopsided, Empty, Crashing, Mislabelled, Picky):
         register(task)
+
+
+@hookimpl
+def register_metrics(register):
+    register(Exploding)
 
 
 @hookimpl
@@ -352,6 +416,16 @@ CELL_FAULTS = [
     (["--encoder", "scratch", "--merge", "squash"], 1,
      "merge 'squash' returned shape (1,) for 'encoder."),
     (["--encoder", "scratch", "--merge", "quitter"], 1, "SystemExit: 0"),
+    # one row too few: from embed (the embedding pass, and greedy soup's held-out scoring) ...
+    (["--encoder", "short-embed", "--merge", "greedy-soup"], 3,
+     "encoder 'short-embed' returned embeddings of shape (39, 64), expected (40, dim); fix its "
+     "Backbone.embed"),
+    # ... and from encode while training (the base model is scored)
+    (["--encoder", "short-encode"], 4,
+     "encoder 'short-encode' returned embeddings of shape (15, 64), expected (16, dim); fix its "
+     "Backbone.encode"),
+    (["--encoder", "scratch", "--metric", "exploding", "--metric", "silhouette"], 5,
+     "RuntimeError: metric blew up (from metric 'exploding': fix it, or raise MetricUndefined"),
 ]
 
 
@@ -381,6 +455,100 @@ def test_plugin_fault_fails_its_cells_in_one_line_each(tmp_path: Path, faulty: l
         db.close()
     code, _, err = run_cli([*argv, "--debug"])  # --debug adds each failure's traceback
     assert code == 1 and err.count("Traceback (most recent call last)") == failed
+
+
+def _rows(store: Path, sql: str) -> list[tuple]:
+    from harness.store import Store
+
+    db = Store.open_existing(store)
+    try:
+        return [tuple(r) for r in db.query(sql)]
+    finally:
+        db.close()
+
+
+def test_a_metric_that_raises_keeps_the_cells_other_metrics(tmp_path: Path,
+                                                             faulty: list[str]) -> None:
+    store, out = tmp_path / "S", tmp_path / "o.md"
+    argv = ["run", *faulty, "--encoder", "scratch", "--adapter", "none", "--task", "parity",
+            "--metric", "exploding", "--metric", "silhouette", *BASE, "--store", str(store),
+            "--out", str(out)]
+    for run in (1, 2):  # the re-run scores only the metric that raised
+        code, stdout, err = run_cli(argv)
+        failures = [line for line in err.splitlines() if line.startswith("failed: ")]
+        assert code == 1 and "Traceback" not in err, err
+        assert failures == ["failed: scratch on parity: RuntimeError: metric blew up (from "
+                            "metric 'exploding': fix it, or raise MetricUndefined where its "
+                            "value is undefined)"], err
+        assert "0 computed, 0 reused, 1 failed" in stdout
+        assert _rows(store, "SELECT metric, run_id FROM scores") == [("silhouette", 1)]
+        assert _rows(store, "SELECT run_id FROM failures") == [(run,)]
+    assert "silhouette" in out.read_text() and "## Failed cells" in out.read_text()
+
+
+def test_metrics_that_raise_are_named_with_what_the_others_scored() -> None:
+    import numpy as np
+
+    from harness.api import Metric
+    from harness.plugins.cluster_metrics import Silhouette
+    from harness.scoring import Metrics, MetricsRaised
+
+    @dataclasses.dataclass(frozen=True)
+    class Boom(Metric):
+        name: typing.ClassVar[str] = "boom"
+        higher_is_better: typing.ClassVar[bool] = True
+
+        def per_sample(self, X, y, rng):  # type: ignore[no-untyped-def]
+            raise KeyError("no such thing")
+
+    @dataclasses.dataclass(frozen=True)
+    class Quit(Boom):
+        name: typing.ClassVar[str] = "quit"
+
+        def per_sample(self, X, y, rng):  # type: ignore[no-untyped-def]
+            raise SystemExit(3)
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = np.arange(20) % 2
+    with pytest.raises(MetricsRaised) as raised:
+        Metrics([Boom(), Silhouette(), Quit()]).score(X, y, "eval-key", set())
+    assert str(raised.value) == (
+        "KeyError: 'no such thing' (from metric 'boom': fix it, or raise MetricUndefined where "
+        "its value is undefined); SystemExit: 3 (from metric 'quit': fix it, or raise "
+        "MetricUndefined where its value is undefined)")
+    assert [row[1] for row in raised.value.rows] == ["silhouette"]  # what the others scored
+    assert list(raised.value.samples) == [raised.value.rows[0][0]]
+    assert raised.value.trace.count("Traceback (most recent call last)") == 2
+
+
+def test_a_task_whose_label_raises_on_other_sequences_is_left_out_of_the_analysis(
+        tmp_path: Path, faulty: list[str]) -> None:
+    store, out = tmp_path / "S", tmp_path / "o.md"
+    args = ["--encoder", "scratch", "--adapter", "none", "--task", "picky", "--task",
+            "monotonic", "--metric", "silhouette", *BASE, "--store", str(store),
+            "--out", str(out)]
+
+    def encoded() -> set[str]:
+        return {r[0] for r in _rows(store, "SELECT name FROM analyses WHERE kind='encoded'")}
+
+    for cells in ("2 computed, 0 reused", "0 computed, 2 reused"):  # reported every run
+        code, stdout, err = run_cli(["run", *faulty, *args])
+        assert code == 1 and "Traceback" not in err, err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert lines[1:] == [f"leaderboard: {out}"], err
+        assert lines[0].startswith("failed: task 'picky': label() raised ValueError: mixed "
+                                   "parities on a sequence of task 'monotonic' ("), err
+        assert lines[0].endswith("); its 'encoded' analysis is left out; fix the task (return "
+                                 "None where it does not apply)"), err
+        assert f"cells: {cells}, 0 failed; 1 task(s) left out of the analysis" in stdout
+        assert out.exists()
+        assert encoded() == {"monotonic", "length", "magnitude", "leading digit"}
+        assert _rows(store, "SELECT name FROM analyses WHERE kind='cka'") == [("base",)]
+    fixed = tmp_path / "fixed.py"  # the same task, fixed: the analysis gets its labels
+    fixed.write_text(FAULTY.replace('raise ValueError("mixed parities")', "return None"))
+    code, _, err = run_cli(["run", "--plugin", str(fixed), *args])
+    assert code == 0 and "failed" not in err, err
+    assert encoded() == {"picky", "monotonic", "length", "magnitude", "leading digit"}
 
 
 def test_every_float_parameter_of_every_component_refuses_nan_and_inf() -> None:
@@ -522,3 +690,65 @@ def test_a_merge_that_changes_its_inputs_in_place_harms_nothing(tmp_path: Path) 
     mixed = scores(tmp_path / "B", ["--merge", "in-place", "--merge", "soup"])
     assert {k: v for k, v in mixed.items() if k[0] != "in-place"} == clean
     assert mixed[("in-place", "parity")] == clean[("none", "parity")]  # the last checkpoint
+
+
+WIDENING = '''
+from dataclasses import dataclass
+from typing import ClassVar
+
+from harness import hookimpl
+from harness.api import Merge
+
+
+@dataclass(frozen=True)
+class Last(Merge):
+    """The last checkpoint, as it is."""
+    name: ClassVar[str] = "last"
+    in_all: ClassVar[bool] = False
+
+    def merge(self, base, checkpoints, score=None):
+        return {k: v.clone() for k, v in checkpoints[-1].items()}
+
+
+@dataclass(frozen=True)
+class Last64(Merge):
+    """The last checkpoint in float64: another dtype than the base's."""
+    name: ClassVar[str] = "last64"
+    in_all: ClassVar[bool] = False
+
+    def merge(self, base, checkpoints, score=None):
+        return {k: v.double() for k, v in checkpoints[-1].items()}
+
+
+@hookimpl
+def register_merges(register):
+    register(Last)
+    register(Last64)
+'''
+
+
+def test_a_merge_returning_another_dtype_is_converted_to_the_base_s(tmp_path: Path) -> None:
+    """Point 5's second half: the returned float64 tensors become the base's float32, so the
+    scores equal those of the same weights returned in float32 (and nothing fails)."""
+    from harness.store import Store
+
+    path = tmp_path / "widening.py"
+    path.write_text(WIDENING)
+    store = tmp_path / "S"
+    code, _, err = run_cli(["run", "--plugin", str(path), "--encoder", "scratch", "--adapter",
+                            "full", "--task", "parity", "--metric", "silhouette", "--merge",
+                            "last", "--merge", "last64", *BASE, "--store", str(store),
+                            "--out", str(tmp_path / "o.md")])
+    assert code == 0, err
+    s = Store.open_existing(store)
+    try:
+        values = {r["merge"]: r["value"] for r in s.query(
+            "SELECT v.merge AS merge, s.value AS value FROM scores s JOIN variants v "
+            "ON v.key = s.variant WHERE v.merge IN ('last', 'last64')")}
+    finally:
+        s.close()
+    assert set(values) == {"last", "last64"} and values["last"] == values["last64"]
+    # converted, its weights are the fine-tune's bit for bit: all three share one embedding
+    # file (unconverted, float64 bytes would key a pass of their own)
+    files = list((store / "artifacts" / "embeddings").glob("*.npy"))
+    assert len({f.stat().st_ino for f in files}) == 2

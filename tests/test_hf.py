@@ -13,7 +13,14 @@ from harness.api import PROFILES, HarnessError
 from harness.cli import main
 from harness.params import build
 from harness.plugins import lora as lora_module
-from harness.plugins.hf import HF, autocast_dtype, cpu_bf16_pays, pool
+from harness.plugins.hf import (
+    HF,
+    autocast_dtype,
+    cpu_bf16_pays,
+    looks_local,
+    pool,
+    quiet_hub,
+)
 from harness.plugins.lora import Lora
 
 SEQS = [(1, 2, 3, 4), (10, 200, 30, 4, 5, 6), (7, 11, 13, 29), (1, 2, 3, 4)]
@@ -72,8 +79,68 @@ def test_bad_models_are_usage_errors(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="not one of"):
         build(HF, "encoder", {"model": str(tmp_path), "pooling": "max"})
     # given family= skips the inference, not the check of the model
-    with pytest.raises(HarnessError, match="cannot read the config"):
+    with pytest.raises(HarnessError, match="folder .*no-such-folder' does not exist"):
         build(HF, "encoder", {"model": str(tmp_path / "no-such-folder"), "family": "llm"})
+    (tmp_path / "config.json").write_text('{"model_type": "bert", "hidden_size": "x"}')
+    with pytest.raises(HarnessError, match="is a file, not a model folder"):
+        build(HF, "encoder", {"model": str(tmp_path / "config.json"), "family": "llm"})
+    with pytest.raises(HarnessError, match="hidden_size.*expected int"):  # the hub's own error
+        build(HF, "encoder", {"model": str(tmp_path), "family": "non-llm"})
+
+
+def test_local_paths_and_hub_ids() -> None:
+    assert all(looks_local(m) for m in ["/abs/m", "./m", "../m", "~/m", "a/b/c", "a\\b"])
+    assert not any(looks_local(m) for m in ["gpt2", "BAAI/bge-base-en-v1.5"])
+
+
+def test_hub_retry_warnings_are_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    from huggingface_hub.utils import logging as hub_logging
+
+    http = hub_logging.get_logger("huggingface_hub.utils._http")
+    with quiet_hub():
+        http.warning("inside: Retrying in 1s")
+    http.warning("after: Retrying in 1s")
+    assert [r.getMessage() for r in caplog.records] == ["after: Retrying in 1s"]
+
+
+@pytest.fixture(scope="module")
+def own_code_bert(tiny_bert: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tiny_bert with an auto_map in its config: transformers wants to run own_code.py."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("own-code") / "model"
+    shutil.copytree(tiny_bert, folder)
+    config = (folder / "config.json").read_text()
+    (folder / "config.json").write_text(config.replace(
+        '"model_type": "bert"', '"model_type": "own-bert", "auto_map": {"AutoConfig": '
+        '"own_code.OwnConfig", "AutoModel": "own_code.OwnModel"}'))
+    (folder / "own_code.py").write_text(
+        f"import pathlib\npathlib.Path({str(folder.parent / 'RAN')!r}).touch()\n")
+    return folder
+
+
+@pytest.mark.parametrize("family", ["", "llm", "non-llm"])
+@pytest.mark.parametrize("case", ["missing", "auto_map"])
+def test_bad_models_stop_the_run_whatever_the_family(
+        case: str, family: str, own_code_bert: Path, tmp_path: Path) -> None:
+    """One usage-error line and exit 2 before any work: no cell, no store, no leaderboard."""
+    from tests.test_bad_input import run_cli
+
+    folder = own_code_bert if case == "auto_map" else tmp_path / "no" / "such"
+    spec = f"hf:model={folder}" + (f",family={family}" if family else "")
+    store, out = tmp_path / "S", tmp_path / "lb.md"
+    code, stdout, err = run_cli(["run", "--encoder", spec, "--task", "parity", "--profile",
+                                 "smoke", "--store", str(store), "--out", str(out)])
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and stdout == "", err
+    assert lines[0].startswith("harness: error: encoder 'hf': "), err
+    expected = ("needs its own code to load; pass trust_remote_code=true" if case == "auto_map"
+                else "does not exist")
+    assert f"folder {str(folder)!r} {expected}" in lines[0], lines[0]
+    if case == "auto_map":
+        assert "auto_map" in lines[0]
+    assert not store.exists() and not out.exists()
+    assert not (own_code_bert.parent / "RAN").exists()  # the model's code never ran
 
 
 @pytest.mark.parametrize("pooling", ["mean", "last", "cls"])

@@ -55,3 +55,30 @@ def test_training_on_a_task_not_evaluated(tmp_path: Path) -> None:
         assert main(args) == 0
     text = out.read_text()
     assert "scratch + full@progression" in text and "## Reproducibility" in text
+
+
+def test_stale_figures_go_a_user_s_own_files_stay(tmp_path: Path) -> None:
+    """A figure the harness wrote before and this store no longer supports is deleted; a file of
+    the same name the harness did not write (no leaderboard at --out linked it) is kept."""
+    out = tmp_path / "board" / "README.md"
+    out.parent.mkdir()
+    own = out.parent / "slerp-sweep.png"  # a figure no store here makes
+    own.write_bytes(b"the user's own")
+    base = ["--encoder", "scratch", "--task", "parity", "--metric", "silhouette", "--profile",
+            "smoke", "--out", str(out)]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["run", *base, "--adapter", "full", "--merge", "none",
+                     "--store", str(tmp_path / "A")]) == 0
+        made = {p.name for p in out.parent.glob("*.png")} - {own.name}
+        assert made == {"train-eval.png", "projection.png"}
+        assert all(f"]({name})" in out.read_text() for name in made)
+        # a store that makes none of them, into the same folder: the harness's go
+        assert main(["run", *base, "--adapter", "none", "--store", str(tmp_path / "B")]) == 0
+    assert "](" not in out.read_text()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["README.md", "slerp-sweep.png"]
+    assert own.read_bytes() == b"the user's own"
+    # a file the user puts there by a figure's name is kept, the page at --out never linked it
+    (out.parent / "projection.png").write_bytes(b"mine too")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["leaderboard", "--store", str(tmp_path / "B"), "--out", str(out)]) == 0
+    assert (out.parent / "projection.png").read_bytes() == b"mine too"

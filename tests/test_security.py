@@ -129,62 +129,86 @@ def test_model_code_runs_only_when_asked(tmp_path: Path) -> None:
 
 
 INJECT = "x | y\n## injected heading\n| fake | row |"
+#: HTML and a code span's closing backtick; no comma, so it passes as a parameter value too
+HTML = "<script>alert(1)</script> <img src=x onerror=alert(2)> `tick &amp; $\\frac{$\r\t\x1b\u202e"
+BAD = INJECT + " " + HTML
 
-NASTY = f'''
-from dataclasses import dataclass
+NASTY = f"""
+from dataclasses import dataclass, field
 from typing import ClassVar
-
 from harness import hookimpl
 from harness.api import Metric, MetricUndefined
-
+from harness.plugins.adapters import Full
+from harness.plugins.scratch import Scratch
+from harness.tasks.elementwise import Parity
 
 @dataclass(frozen=True)
 class Nasty(Metric):
-    """Its note carries markdown."""
+    \"\"\"Its note carries markdown: {HTML!r}\"\"\"
     name: ClassVar[str] = "nasty"
     higher_is_better: ClassVar[bool] = True
-
+    tag: str = field(default="", metadata={{"help": {HTML!r}}})
     def score(self, X, y, rng):
-        raise MetricUndefined({INJECT!r})
-
+        raise MetricUndefined({INJECT!r} + " " + self.tag)
 
 @dataclass(frozen=True)
 class Exploding(Metric):
-    """Its error carries markdown."""
+    \"\"\"Its error carries markdown.\"\"\"
     name: ClassVar[str] = "exploding"
     higher_is_better: ClassVar[bool] = True
-
     def score(self, X, y, rng):
-        raise RuntimeError({INJECT!r})
+        raise RuntimeError({BAD!r})
 
+@dataclass(frozen=True)
+class Tagged(Scratch):
+    \"\"\"An encoder whose label carries a string parameter: {HTML!r}\"\"\"
+    name: ClassVar[str] = "tagged"
+    from_scratch: ClassVar[bool] = False  # its family rows name the adapter's kind
+    tag: str = ""
+
+@dataclass(frozen=True)
+class Odd(Full):
+    \"\"\"An adapter whose kind, shown in its family rows, carries markdown: {HTML!r}\"\"\"
+    name: ClassVar[str] = "odd"
+    kind: ClassVar[str] = {BAD!r}
+
+@dataclass(frozen=True)
+class OddParity(Parity):
+    \"\"\"Parity with markdown in its class names and docstring: {HTML!r}\"\"\"
+    name: ClassVar[str] = "odd-parity"
+    classes: ClassVar[tuple[str, ...]] = ({HTML!r}, {INJECT!r})
 
 @hookimpl
 def register_metrics(register):
     register(Nasty)
     register(Exploding)
-'''
+
+@hookimpl
+def register_encoders(register):
+    register(Tagged)
+
+@hookimpl
+def register_adapters(register):
+    register(Odd)
+
+@hookimpl
+def register_tasks(register):
+    register(OddParity)
+"""
 
 
 def _unescaped_pipes(line: str) -> int:
     return len(re.findall(r"(?<!\\)\|", line))
 
 
-def test_plugin_strings_cannot_inject_markdown(tmp_path: Path) -> None:
-    import contextlib
-    import io
-
-    plugin = tmp_path / "nasty.py"
-    plugin.write_text(NASTY)
-    out = tmp_path / "board.md"
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        for metric in ("nasty", "exploding"):
-            main(["run", "--plugin", str(plugin), "--encoder", "scratch", "--adapter", "none",
-                  "--task", "parity", "--metric", metric, "--metric", "silhouette", *SMOKE,
-                  "--store", str(tmp_path / "S"), "--out", str(out)])
-    text = out.read_text()
-    assert "x \\| y ## injected heading \\| fake \\| row \\|" in text  # shown, escaped
+def assert_no_injection(text: str) -> None:
+    """No plugin string made a line of its own, a tag, a cell or an open code span."""
     lines = text.splitlines()
     assert not any(line.startswith(("## injected", "| fake")) for line in lines)
+    for line in lines:
+        assert "<script" not in line.lower() and "<img" not in line.lower(), line
+        assert line.count("`") % 2 == 0, line  # every code span closed on its line
+        assert not {"\r", "\t", "\x1b", "\u202e"} & set(line), line
     table: list[int] = []
     for line in [*lines, ""]:  # every row of a table has its header's number of cells
         if line.startswith("|"):
@@ -192,6 +216,72 @@ def test_plugin_strings_cannot_inject_markdown(tmp_path: Path) -> None:
         elif table:
             assert len(set(table)) == 1, table
             table = []
+
+
+def test_plugin_strings_cannot_inject_markdown(tmp_path: Path) -> None:
+    """Through a run: a metric's MetricUndefined reason (the notes), an exception's message
+    (the failed cells), an adapter's kind (the family column), string parameter values in an
+    encoder's and a metric's labels (headings, table cells, code spans), a task's class names
+    and docstrings (not shown)."""
+    import contextlib
+    import io
+
+    plugin = tmp_path / "nasty.py"
+    plugin.write_text(NASTY)
+    out = tmp_path / "board.md"
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        for metric in (f"nasty:tag={HTML}", "exploding"):
+            main(["run", "--plugin", str(plugin), "--encoder", f"tagged:tag={BAD}",
+                  "--adapter", "odd", "--task", "parity", "--task", "odd-parity",
+                  "--metric", metric, "--metric", "silhouette", *SMOKE,
+                  "--store", str(tmp_path / "S"), "--out", str(out)])
+    text = out.read_text()
+    shown = "x \\| y ## injected heading \\| fake \\| row \\|"
+    html = ("&lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(2)&gt; &#96;tick "
+            "&amp;amp; $\\\\frac{$")  # and $...$, not parsed as mathtext in the figures
+    assert f"cells: {shown} {html}" in text  # the note, shown, escaped
+    assert f"### tagged:tag={shown} {html}" in text  # a heading
+    assert f"| non-LLM fine-tuned ({shown} {html} ) " in text  # a family
+    assert f"### nasty:tag={html} ↑" in text
+    assert f"on odd-parity: RuntimeError: {shown} {html}" in text  # the failed cells
+    assert_no_injection(text)
+
+
+def test_claims_and_task_design_escape_plugin_strings() -> None:
+    """The lines no smoke run reaches: the claims (encoder labels, families, tasks, the
+    primary metric, a merge's control), the headline's header and the task audit's table."""
+    from harness.audit import Audit, TaskAudit
+    from harness.report import design, leaderboard, tables
+    from harness.report.figures import Figures
+    from harness.report.rows import Row
+
+    tasks, primary = ["parity", f"odd:{BAD}"], f"silhouette:tag={BAD}"
+    metrics = ["probe-accuracy", primary]
+
+    def row(encoder: str, family: str, train: str | None = None, merge: str = "none",
+            **roles: object) -> Row:
+        r = Row(BAD, encoder, "lora" if train else "none", train, merge, family,
+                trained=train is not None, merged=merge != "none",
+                roles={"parameter_efficient": True, "control": BAD, **roles}, seeds=[0])
+        r.values = {(t, m): [0.5] for t in tasks for m in metrics}
+        r.cka, r.encoded = (0.9, 0.8, 1.0), {BAD: 0.5}
+        return r
+
+    llm, other = f"llm:tag={BAD}", f"enc:tag={BAD}"
+    rows = [row(llm, "llm"), row(other, "non-llm"), row(llm, "llm", tasks[1]),
+            row(llm, "llm", tasks[1], "slerp"), row(llm, "llm", tasks[1], "soup"),
+            row(llm, "llm", tasks[1], BAD), row(other, "non-llm", tasks[1])]
+    fig = Figures(rows, tasks, metrics, 0, primary, {}, {t: [u for u in tasks if u != t]
+                                                         for t in tasks},
+                  {(a, b): 0.5 for a in tasks for b in tasks if a != b})
+    audit = Audit([TaskAudit(tasks[1], 2, 0, {}, [], error=BAD)], {}, {})
+    lines = leaderboard._claims(fig, set(tasks)) + leaderboard._headline(fig, {}) + \
+        design.markdown(audit) + tables.matrices(fig) + tables.encoded(rows, tasks) + \
+        tables.every_metric(rows, tasks, metrics, {})
+    text = "\n".join(lines)
+    assert "not tested" not in text  # every claim has its lines
+    assert "&lt;script&gt;" in text and "odd:x \\| y" in text
+    assert_no_injection(text)
 
 
 def test_a_run_writes_only_inside_its_folders(tmp_path: Path) -> None:

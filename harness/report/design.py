@@ -8,6 +8,7 @@ import math
 from tabulate import tabulate
 
 from harness.audit import BOUND, DEPENDENT, NUISANCES, Audit
+from harness.report.tables import md
 
 
 def _auc(value: float, exempt: bool) -> str:
@@ -58,7 +59,7 @@ def markdown(audit: Audit | None) -> list[str]:
         return out + ["No task audit is stored for these tasks (a store made before audits "
                       "existed): `harness run` with the same tasks adds it, and "
                       "`harness tasks --audit` shows it.", ""]
-    flagged = [t.task for t in audit.tasks if not t.passes]
+    flagged = [md(t.task) for t in audit.tasks if not t.passes]
     out += [f"What else predicts each task's label: every simple feature of a sequence, alone, "
             f"as a cross-validated AUC on {audit.tasks[0].draws if audit.tasks else 0:,} draws "
             f"of the task's sampler (0.5 = chance). A task is flagged when one exceeds {BOUND} "
@@ -67,12 +68,16 @@ def markdown(audit: Audit | None) -> list[str]:
             + (f"**Flagged: {', '.join(flagged)}** — a model can score on "
                f"{'it' if len(flagged) == 1 else 'them'} without the named property."
                if flagged else "Every task passes."), ""]
-    head, rows = nuisance_table(audit)
-    out += [tabulate(rows, head, tablefmt="github", disable_numparse=True), ""]
+    out += [_table(*nuisance_table(audit)), ""]
     out += [f"Dependence between tasks' labels (Cramér's V on the pooled draws, on the "
             f"sequences where both apply). **Bold**: V >= {DEPENDENT}, fixed before any "
             "verdict was read: such a pair measures one skill, so a variant trained on one "
             "does not count the other as off-task.", ""]
-    head, rows = dependence_table(audit)
-    out += [tabulate(rows, head, tablefmt="github", disable_numparse=True), ""]
+    out += [_table(*dependence_table(audit)), ""]
     return out
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    """A markdown table of the audit's cells, each escaped (task names, an error message)."""
+    return tabulate([[md(c) for c in row] for row in rows], [md(h) for h in head],
+                    tablefmt="github", disable_numparse=True)

@@ -115,9 +115,9 @@ def render(store: ResultsReader, profile: str | None = None, seed: int | None = 
 def _headline(fig: Figures, stats: dict[str, dict[str, float]] | None) -> list[str]:
     p, up = fig.primary, fig.higher.get(fig.primary, True)
     second = paper.second_metric(fig.metrics, p)
-    header = ["family", "variant", "seeds", f"on-task {arrow(p, up)}"] + \
-        ([f"on-task {arrow(second, fig.higher.get(second, True))}"] if second else []) + \
-        [f"off-task {arrow(p, up)}", "gain", "off-task Δ", "balance", "CKA to base", "best"] + \
+    header = ["family", "variant", "seeds", f"on-task {md(arrow(p, up))}"] + \
+        ([f"on-task {md(arrow(second, fig.higher.get(second, True)))}"] if second else []) + \
+        [f"off-task {md(arrow(p, up))}", "gain", "off-task Δ", "balance", "CKA to base", "best"] + \
         (["merge"] if stats is not None else [])
     marks = fig.best_marks()
     table = []
@@ -142,8 +142,6 @@ def _headline(fig: Figures, stats: dict[str, dict[str, float]] | None) -> list[s
 
 def _plots(fig: Figures, folder: Path, load: Loader | None) -> list[str]:
     made = write_plots(fig, load, folder)
-    for stale in set(PLOT_FILES) - {name for _, name in made}:
-        (folder / stale).unlink(missing_ok=True)  # a figure this store no longer supports
     if not made:
         return []
     out = ["## Plots", ""]
@@ -175,7 +173,21 @@ def _claims(fig: Figures, compositional: set[str],
 
 def write(store: ResultsReader, out: Path, profile: str | None = None, seed: int | None = None,
           only: set[str] | None = None) -> Path:
-    """Render to ``out``, with the figures as PNG files beside it."""
+    """Render to ``out``, with the figures as PNG files beside it. A figure the page at
+    ``out`` linked before and this store no longer supports is deleted; a file of the same
+    name that the harness did not write there (no leaderboard at ``out`` linked it) is kept."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, render(store, profile, seed, only, out.parent))
+    before = linked_plots(out.read_text("utf-8", errors="replace")) if out.is_file() else set()
+    text = render(store, profile, seed, only, out.parent)
+    atomic_write_text(out, text)
+    for stale in sorted(before - linked_plots(text)):
+        (out.parent / stale).unlink(missing_ok=True)
     return out
+
+
+def linked_plots(page: str) -> set[str]:
+    """The figures a leaderboard page links (none where ``page`` is not a leaderboard)."""
+    if not page.startswith("# Leaderboard\n"):
+        return set()
+    lines = {line for line in page.splitlines() if line.startswith("![")}
+    return {name for name in PLOT_FILES if any(line.endswith(f"]({name})") for line in lines)}

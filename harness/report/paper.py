@@ -18,6 +18,7 @@ import numpy as np
 from harness.report.figures import Figures, fmt_est, verdict
 from harness.report.rows import Row
 from harness.report.stats import Estimate, mean_of
+from harness.report.tables import md
 
 #: the headline's metric: the first of these the run has, else its first metric
 PRIMARY = ("silhouette", "probe-accuracy", "knn-accuracy")
@@ -71,8 +72,9 @@ def claim1(fig: Figures, compositional: set[str]) -> tuple[str, str, list[str]]:
             diff = (fig.over(a, comp, metric) - fig.over(b, comp, metric)).scaled(
                 fig.direction(metric))
             signs.append(diff.sign())
-            lines.append(f"{a.encoder} − {b.encoder}, base models, mean `{metric}` over "
-                         f"{', '.join(comp)}: {fmt_est(diff, signed=True)}")
+            lines.append(f"{md(a.encoder)} − {md(b.encoder)}, base models, mean "
+                         f"`{md(metric)}` over {', '.join(map(md, comp))}: "
+                         f"{fmt_est(diff, signed=True)}")
     return title, verdict(signs), lines
 
 
@@ -95,9 +97,9 @@ def left_out(fig: Figures, rows: list[Row], arrow: str = ": ") -> str:
         return "none: no task audit is stored for these tasks"
     def named(t: str, d: str) -> str:
         v = fig.dependence.get((t, d))
-        return f"{d} (V {v:.2f})" if v is not None else d
+        return f"{md(d)} (V {v:.2f})" if v is not None else md(d)
 
-    parts = [f"{t}{arrow}{', '.join(named(t, d) for d in fig.left_out(t))}"
+    parts = [f"{md(t)}{arrow}{', '.join(named(t, d) for d in fig.left_out(t))}"
              for t in sorted({str(r.train_task) for r in rows if r.train_task})
              if fig.left_out(t)]
     return "; ".join(parts) if parts else "none"
@@ -126,12 +128,12 @@ def claim2(fig: Figures) -> tuple[str, str, list[str]]:
         return mean_of([mean([r for r in lora if r.train_task == t], f)
                         - mean([r for r in other if r.train_task == t], f) for t in both])
 
-    groups = " / ".join(sorted({r.group for r in lora}))
+    groups = " / ".join(md(g) for g in sorted({r.group for r in lora}))
     gain = mean(lora, fig.gain)
     off = mean(lora, fig.off_change)
-    lines = [f"on-task gain in `{p}` (mean over {len(lora)} {groups} variants): "
+    lines = [f"on-task gain in `{md(p)}` (mean over {len(lora)} {groups} variants): "
              f"{fmt_est(gain, signed=True)}",
-             f"off-task change in `{p}`, over the tasks independent of the train task: "
+             f"off-task change in `{md(p)}`, over the tasks independent of the train task: "
              f"{fmt_est(off, signed=True)} (left out as dependent: {left_out(fig, lora)}); "
              f"over all other tasks: "
              f"{fmt_est(mean(lora, lambda r: fig.off_change(r, False)), signed=True)}"]
@@ -144,7 +146,7 @@ def claim2(fig: Figures) -> tuple[str, str, list[str]]:
                      "LLM figures alone")
         return title, verdict([gain.sign(), -off.sign()]), lines + one_seed(lora)
     rel = per_task(fig.off_change)
-    names = ", ".join(sorted({r.encoder for r in other}))
+    names = ", ".join(md(e) for e in sorted({r.encoder for r in other}))
     lines += [f"the same for the non-LLM encoders adapted the same way ({names}): gain "
               f"{fmt_est(mean(other, fig.gain), signed=True)}, off-task change "
               f"{fmt_est(mean(other, fig.off_change), signed=True)} (independent tasks), "
@@ -223,7 +225,7 @@ def claim3(fig: Figures) -> tuple[str, str, list[str]]:
         if control is not None:
             controls.append(balance(slerp_row) - balance(control))
     if len(controls) == len(trios):  # context, not part of the verdict
-        lines.append(f"balance, SLERP − its {trios[0][0].roles.get('control')} control at the "
+        lines.append(f"balance, SLERP − its {md(trios[0][0].roles.get('control'))} control at the "
                      f"same t: {fmt_est(mean_of(controls), signed=True)} (zero when every "
                      "tensor fell back to linear: that SLERP *is* the linear merge)")
     lines.append(f"over {len(trios)} LLM training run(s); mean over them")

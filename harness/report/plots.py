@@ -16,6 +16,7 @@ same bytes with the same matplotlib).
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +34,14 @@ Loader = Callable[[str, str], "tuple[np.ndarray, np.ndarray] | None"]
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else math.nan
+
+
+def plain(text: object) -> str:
+    """A plugin-provided string as matplotlib text: ``$`` escaped (a pair of them would be
+    parsed as mathtext, and a bad expression fails the whole render), whitespace and control
+    characters one space."""
+    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c
+                            for c in str(text)).split()).replace("$", r"\$")
 
 
 def _save(fig, path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -73,7 +82,8 @@ def _sweep(fig_data: Figures, path: Path) -> bool:
                                                r.cka[0] if r.cka else math.nan))
             points.setdefault(0.0, []).append((0.0, 0.0, 1.0))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    titles = (f"on-task gain ({fig_data.primary})", f"off-task change ({fig_data.primary})",
+    titles = (plain(f"on-task gain ({fig_data.primary})"),
+              plain(f"off-task change ({fig_data.primary})"),
               "CKA to the base")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     pairs = sorted({(e, a) for e, a, _ in curves})
@@ -83,7 +93,7 @@ def _sweep(fig_data: Figures, path: Path) -> bool:
         for i, ax in enumerate(axes):
             ys = [_mean([p[i] for p in points[t]]) for t in ts]
             ax.plot(ts, ys, "-o" if kind in controlled else "--s", color=colour, markersize=4,
-                    label=f"{encoder} + {adapter}, {kind}")
+                    label=plain(f"{encoder} + {adapter}, {kind}"))
     for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("t (0 = base, 1 = unmerged)")
@@ -121,11 +131,12 @@ def _heatmaps(fig_data: Figures, path: Path) -> bool:
                          for tr in trains])
         bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
         image = ax.imshow(grid, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
-        ax.set_xticks(range(len(tasks)), tasks, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(range(len(trains)), trains, fontsize=7)
-        ax.set_title(f"{encoder} + {adapter}", fontsize=9)
+        ax.set_xticks(range(len(tasks)), [plain(t) for t in tasks], rotation=60, ha="right",
+                      fontsize=7)
+        ax.set_yticks(range(len(trains)), [plain(t) for t in trains], fontsize=7)
+        ax.set_title(plain(f"{encoder} + {adapter}"), fontsize=9)
         fig.colorbar(image, ax=ax, shrink=0.8)
-    fig.suptitle(f"change in {fig_data.primary} against the base (rows: train task)",
+    fig.suptitle(plain(f"change in {fig_data.primary} against the base (rows: train task)"),
                  fontsize=10)
     fig.tight_layout()
     _save(fig, path)
@@ -161,8 +172,8 @@ def _projection(fig_data: Figures, load: Loader, path: Path) -> bool:
             ax.set_title(title, fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.suptitle(f"{lora.encoder} + {lora.adapter}@{lora.train_task}: PCA of the "
-                     f"{lora.train_task} eval sample, coloured by its labels", fontsize=9)
+        fig.suptitle(plain(f"{lora.encoder} + {lora.adapter}@{lora.train_task}: PCA of the "
+                           f"{lora.train_task} eval sample, coloured by its labels"), fontsize=9)
         fig.tight_layout()
         _save(fig, path)
         return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import statistics
+import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,10 +16,22 @@ from harness.report.figures import Figures
 from harness.report.rows import Row
 from harness.store.records import ResultsReader
 
+#: what a plugin-provided string's characters become on the page (``md``)
+ESCAPES = {"\\": "\\\\", "|": "\\|", "&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "&#96;"}
+#: the bidirectional-text controls, which reorder what a reader sees
+BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
 
 def md(text: object) -> str:
-    """Escape a plugin-provided string for a markdown table cell."""
-    s = str(text).replace("\\", "\\\\").replace("|", "\\|")
+    """A plugin-provided string (a name or label, a parameter value, a note, an error
+    message, a family) as inline markdown text, the same in a table cell, a heading, a list
+    item and a code span. Control characters and every run of whitespace become one space, so
+    it stays on its line: it cannot start a heading, a list item or a table row; ``|`` and
+    ``\\`` are escaped with a backslash, so it cannot add a cell; ``&``, ``<``, ``>`` and the
+    backtick become HTML entities, so HTML shows as text and a code span cannot be closed.
+    Every plugin string reaches the page through here, once."""
+    s = "".join(ESCAPES.get(c) or (" " if c in BIDI or unicodedata.category(c) == "Cc" else c)
+                for c in str(text))
     return " ".join(s.split())
 
 
@@ -128,7 +141,8 @@ def notes(store: ResultsReader, profile: str, seed: int, only: set[str] | None) 
         for f in failures:
             v = variants[f.variant]
             first = f.error.splitlines()[0] if f.error else ""
-            out.append(f"- {md(v.encoder)} {md(v.adapter)}@{md(v.train_task)} "
+            trained = f"@{md(v.train_task)}" if v.train_task is not None else ""
+            out.append(f"- {md(v.encoder)} {md(v.adapter)}{trained} "
                        f"{md(v.merge)} on {md(f.task)}: {md(first)}")
         out.append("")
     return out

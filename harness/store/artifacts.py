@@ -39,6 +39,8 @@ class Artifacts:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        #: opened only to read (a store folder this user cannot write): nothing is deleted
+        self.read_only = False
         #: store-relative paths of the artifacts found damaged (failed to load or to verify)
         #: and deleted since this store was opened
         self.damaged: list[str] = []
@@ -46,9 +48,9 @@ class Artifacts:
         self.unverified = 0
 
     def _drop(self, path: Path, checksum: Path | None) -> None:
-        """Delete a damaged artifact (where the store is writable) and list it."""
+        """Delete a damaged artifact (unless the store is read-only) and list it."""
         for p in (path, checksum):
-            if p is not None:
+            if p is not None and not self.read_only:
                 with contextlib.suppress(OSError):
                     p.unlink(missing_ok=True)
         try:

@@ -25,6 +25,14 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.store import schema
 from harness.store.artifacts import Artifacts
+from harness.store.connect import (
+    check_intact,
+    check_readable_as_is,
+    check_writable,
+    open_read_only,
+    open_writable,
+)
+from harness.store.faults import database_fault
 from harness.store.queries import Draws, Queries
 from harness.store.records import EvalSampleRecord, ScoreRow, VariantRecord, Where
 
@@ -41,36 +49,43 @@ def _insert_eval_samples(db: sqlite3.Connection, records: list[EvalSampleRecord]
                     for r in records])
 
 
+
+
 class Store(Artifacts, Queries):
     """The artifacts and the SQLite database of cells, runs and analyses."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, read_only: bool = False):
+        """Open (``read_only``: only read, for a store folder this user cannot write) or
+        create the store at ``root``: checked by SQLite's ``quick_check``, upgraded from an
+        older schema, its damaged rows dropped."""
         Artifacts.__init__(self, root)
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / f".write-probe-{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as err:
-            raise HarnessError(f"store {self.root} is not writable ({err.strerror}); "
-                               "pass --store DIR with a writable folder") from None
-        self.db = sqlite3.connect(self.root / "results.sqlite", timeout=60,
-                                  isolation_level=None)
+        self.read_only = read_only
+        path = self.root / "results.sqlite"
+        if not read_only:
+            check_writable(self.root)
+        if path.is_dir():
+            raise HarnessError(f"store {self.root}: results.sqlite is a folder, not a database; "
+                               "move it aside or pass another --store")
         self.dropped = 0
         found: str | None = None
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA busy_timeout=60000")
-            with self.transaction():
+            self.db = open_read_only(path) if read_only else open_writable(path)
+            check_intact(self.db, self.root)
+            if read_only:
                 found = schema.stored_version(self.db)
-                if schema.readable(found):
-                    schema.create_or_upgrade(self.db, found)
-                    self.dropped = schema.drop_damaged(self.db)
-        except sqlite3.DatabaseError as err:
-            self.db.close()
-            raise HarnessError(f"store {self.root}: results.sqlite is damaged ({err}); move it "
-                               "aside and re-run (stored artifacts are reused), or pass "
-                               "another --store") from None
+                check_readable_as_is(self.db, found, self.root)
+            else:
+                with self.transaction():
+                    found = schema.stored_version(self.db)
+                    if schema.readable(found):
+                        schema.create_or_upgrade(self.db, found)
+                        self.dropped = schema.drop_damaged(self.db)
+        except sqlite3.Error as err:
+            self._close_quietly()
+            raise HarnessError(database_fault(err, self.root)) from None
+        except HarnessError:
+            self._close_quietly()
+            raise
         if not schema.readable(found):
             self.db.close()
             raise HarnessError(f"store {self.root} was written by an incompatible harness "
@@ -79,10 +94,22 @@ class Store(Artifacts, Queries):
 
     @classmethod
     def open_existing(cls, root: str | Path) -> Store:
-        if not (Path(root) / "results.sqlite").is_file():
+        """An existing store, to read (``harness leaderboard``, ``harness export``): opened
+        read-only where its folder or database cannot be written."""
+        path = Path(root) / "results.sqlite"
+        if not path.exists():
             raise HarnessError(f"no results store at {root}; run `harness run` first "
                                "or pass --store DIR")
-        return cls(root)
+        try:
+            check_writable(Path(root))
+            writable = path.is_dir() or os.access(path, os.W_OK)
+        except HarnessError:
+            writable = False
+        return cls(root, read_only=not writable)
+
+    def _close_quietly(self) -> None:
+        with contextlib.suppress(AttributeError, sqlite3.Error):
+            self.db.close()
 
     def close(self) -> None:
         self.db.close()
@@ -93,7 +120,8 @@ class Store(Artifacts, Queries):
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite itself rolls back on some errors (a full disk)
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 

@@ -110,3 +110,9 @@ def drop_damaged(db: sqlite3.Connection) -> int:
     for table, where in DAMAGED.items():  # scores first: samples follow their score
         dropped += db.execute(f"DELETE FROM {table} WHERE {where}").rowcount
     return dropped
+
+
+def count_damaged(db: sqlite3.Connection) -> int:
+    """How many rows ``drop_damaged`` would delete."""
+    return sum(int(db.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0])
+               for table, where in DAMAGED.items())

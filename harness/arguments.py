@@ -1,0 +1,108 @@
+"""The command line's arguments: ``harness run | plugins | tasks | leaderboard | export``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from harness import audit
+from harness.api import KINDS, PROFILES
+from harness.registry import SINGULAR
+
+DESCRIPTION = ("harness run | plugins | tasks | leaderboard | export. User mistakes and faults "
+               "of the machine (a full disk, a read-only file system): one line on stderr, exit "
+               "code 2.")
+DEFAULT_STORE = ".harness"
+DEFAULT_OUT = "leaderboard/README.md"
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not usage + error
+        self.exit(2, f"harness: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _common(prefix: str = "") -> Parser:
+    # Accepted before and after the subcommand; separate dests so that the subcommand's
+    # defaults do not overwrite what was given before it.
+    common = Parser(add_help=False)
+    common.add_argument("--plugin", dest=f"{prefix}plugin", action="append", default=[],
+                        metavar="FILE.py", help="load a one-off plugin module (repeatable)")
+    common.add_argument("--debug", dest=f"{prefix}debug", action="store_true",
+                        help="show tracebacks")
+    return common
+
+
+def build_parser() -> Parser:
+    common = _common()
+    parser = Parser(prog="harness", description=DESCRIPTION, parents=[_common("top_")])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = sub.add_parser("run", parents=[common], help="run a grid and write the leaderboard")
+    run.add_argument("--all", action="store_true",
+                     help="every component of every kind not selected explicitly")
+    for kind in KINDS:
+        run.add_argument(f"--{SINGULAR[kind]}", dest=kind, action="append", default=[],
+                         metavar="NAME[:k=v,...]", help=f"select a {SINGULAR[kind]} "
+                         "(repeatable; k=v1,v2 sweeps a parameter)")
+    run.add_argument("--train-task", dest="train_tasks", action="append", default=[],
+                     metavar="NAME", help="train on these tasks only (default: the selected "
+                     "tasks; with --all and no --task, those marked trains_by_default)")
+    run.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    run.add_argument("--seed", type=seed_arg, default=0,
+                     help="seed of the samples and first seed (0..2^32-1)")
+    run.add_argument("--seeds", type=int, default=None,
+                     help="training seeds per variant (default: the profile's; paper: 3)")
+    run.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
+    run.add_argument("--out", default=DEFAULT_OUT, help="leaderboard file to write")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    run.add_argument("--fail-fast", action="store_true", help="stop at the first failed cell")
+    run.add_argument("--executor", default="local", choices=("local", "ray"),
+                     help="local: this process; ray: independent jobs as Ray tasks")
+    run.add_argument("--ray-address", default=None, metavar="ADDR",
+                     help="join this Ray cluster (default: start a local Ray instance)")
+    run.add_argument("--job-cpus", type=int, default=None,
+                     help="CPUs (and torch threads) each Ray job gets (default: the threads "
+                     "of a local run, so results are bit-identical to --executor local)")
+    run.add_argument("--job-gpus", type=float, default=None,
+                     help="GPUs each Ray job asks for (default: 1 if the cluster has GPUs)")
+
+    plugins = sub.add_parser("plugins", parents=[common], help="list plugins and components")
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+
+    tasks = sub.add_parser("tasks", parents=[common],
+                           help="list tasks; --audit: what else predicts their labels")
+    tasks.add_argument("--audit", action="store_true",
+                       help="nuisance AUCs per task and the dependence between tasks' labels")
+    tasks.add_argument("--json", action="store_true", help="machine-readable output")
+    tasks.add_argument("--task", dest="tasks", action="append", default=[], metavar="NAME[:k=v]",
+                       help="these tasks only (repeatable; default: every task)")
+    tasks.add_argument("--draws", type=int, default=audit.DRAWS,
+                       help=f"draws of each task's sampler (default {audit.DRAWS:,})")
+    tasks.add_argument("--seed", type=seed_arg, default=0, help="seed of the draws")
+
+    board = sub.add_parser("leaderboard", parents=[common], help="render the leaderboard")
+    board.add_argument("--store", default=DEFAULT_STORE)
+    board.add_argument("--out", default=DEFAULT_OUT)
+    board.add_argument("--profile", default=None, help="default: the latest run's profile")
+
+    export = sub.add_parser("export", parents=[common],
+                            help="every cell with its metadata, as CSV or JSON")
+    export.add_argument("--format", default="csv", choices=("csv", "json"))
+    export.add_argument("--store", default=DEFAULT_STORE)
+    export.add_argument("--out", default=None, help="file to write (default: standard output)")
+    return parser
+
+
+#: seeds are 32-bit: every random stream of the harness (torch, numpy, random) takes them
+MAX_SEED = 2**32 - 1
+
+
+def seed_arg(text: str) -> int:
+    """``--seed``: an integer in [0, MAX_SEED]."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text} is not in 0..{MAX_SEED}")
+    return value

@@ -1,0 +1,323 @@
+"""Faults of the store and of the machine (issue #19, point 7): a read-only store is read as it
+is; a full disk, a database SQLite cannot open, deleted WAL/SHM files, an ASCII terminal and a
+closed stdout each give one line (exit 2), never a traceback, and a damaged-database message
+only when SQLite finds the file damaged."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_bad_input import BASE, SCRATCH, assert_usage_error, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+CAPS = "-dac_override,-dac_read_search"
+
+
+def _run(args: list[str], tmp_path: Path) -> None:
+    code, _, err = run_cli(["run", *args, *BASE, "--store", str(tmp_path / "S"),
+                            "--out", str(tmp_path / "board" / "README.md")])
+    assert code == 0, err
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One smoke store (and its leaderboard) for the module; each test gets a copy."""
+    folder = tmp_path_factory.mktemp("built")
+    _run([*SCRATCH, "--task", "primality", "--adapter", "full", "--merge", "soup"], folder)
+    return folder
+
+
+@pytest.fixture
+def store(tmp_path: Path, built: Path) -> Path:
+    for name in ("S", "board"):
+        shutil.copytree(built / name, tmp_path / name)
+    return tmp_path / "S"
+
+
+def _unprivileged(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """``harness argv`` in a subprocess that cannot write through permission bits (as root:
+    without CAP_DAC_OVERRIDE)."""
+    cmd = [sys.executable, "-m", "harness.cli", *argv]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root writes through read-only permissions, and setpriv is missing")
+        cmd = ["setpriv", f"--inh-caps={CAPS}", f"--bounding-set={CAPS}", *cmd]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env,
+                          **kwargs)  # type: ignore[call-overload]
+
+
+def _read_only(folder: Path) -> dict[str, bytes]:
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+             if p.is_file()}
+    for p in [*folder.rglob("*"), folder]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    return files
+
+
+def _writable(folder: Path) -> None:
+    for p in [folder, *folder.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def test_a_read_only_store_is_read_as_it_is(tmp_path: Path, store: Path) -> None:
+    code, want, _ = run_cli(["export", "--store", str(store), "--format", "json"])
+    assert code == 0
+    before = _read_only(store)
+    try:
+        board = tmp_path / "ro" / "README.md"
+        proc = _unprivileged(["leaderboard", "--store", str(store), "--out", str(board)])
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        ours = (tmp_path / "board" / "README.md").read_text()
+        assert board.read_text() == ours
+        for png in ("projection.png", "train-eval.png"):
+            assert (board.parent / png).read_bytes() == (tmp_path / "board" / png).read_bytes()
+        proc = _unprivileged(["export", "--store", str(store), "--format", "json"])
+        assert proc.returncode == 0 and proc.stdout == want, proc.stderr
+        proc = _unprivileged(["run", *SCRATCH, *BASE, "--store", str(store),
+                              "--out", str(tmp_path / "o.md")])
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "is not writable" in proc.stderr and "Traceback" not in proc.stderr
+        after = {str(p.relative_to(store)): p.read_bytes() for p in store.rglob("*")
+                 if p.is_file()}
+        assert after == before  # nothing written, nothing deleted
+    finally:
+        _writable(store)
+
+
+@pytest.mark.parametrize("shm", [True, False], ids=["with-shm", "without-shm"])
+def test_a_read_only_store_left_in_wal_mode(tmp_path: Path, store: Path, shm: bool) -> None:
+    """A store copied while a harness had it open holds results only in its -wal file: read
+    through the -shm file where it is there, else one line saying what it needs."""
+    copy = tmp_path / "copy"
+    db = sqlite3.connect(store / "results.sqlite", isolation_level=None)
+    try:
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        db.execute("UPDATE runs SET profile='smoke-copied' WHERE id=(SELECT max(id) FROM runs)")
+        shutil.copytree(store, copy)
+    finally:
+        db.close()
+    assert (copy / "results.sqlite-wal").stat().st_size > 0
+    if not shm:
+        (copy / "results.sqlite-shm").unlink()
+    _read_only(copy)
+    try:
+        proc = _unprivileged(["export", "--store", str(copy), "--format", "json"])
+        if shm:
+            assert proc.returncode == 0, proc.stderr
+            assert '"profile": "smoke-copied"' in proc.stdout  # read from the -wal file
+        else:
+            assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+            assert "results.sqlite-wal holds results not yet folded" in proc.stderr
+            assert "damaged" not in proc.stderr
+    finally:
+        _writable(copy)
+
+
+def _limit_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The results database may not grow (as on a full disk): SQLite fails with SQLITE_FULL."""
+    from harness.store import connect, database
+
+    real = connect.open_writable
+
+    def full(path: Path) -> sqlite3.Connection:
+        db = real(path)
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count={max(int(pages), 1)}")
+        return db
+
+    monkeypatch.setattr(database, "open_writable", full)
+
+
+def test_a_full_disk_under_the_database_stops_the_run_in_one_line(
+        tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = ["run", *SCRATCH, "--task", "primality", "--task", "divisible-by-3", "--adapter",
+            "full", "--merge", "soup", *BASE, "--store", str(store),
+            "--out", str(tmp_path / "o.md")]
+    with monkeypatch.context() as patch:
+        _limit_pages(patch)
+        line = assert_usage_error(argv, "no space left on the disk for results.sqlite")
+    assert "damaged" not in line and "resumes" in line
+    code, out, err = run_cli(argv)  # space again: the same command resumes
+    assert code == 0, err
+    assert "10 reused" in out and "0 failed" in out
+
+
+def test_a_full_disk_under_the_artifacts_stops_the_run_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.store import Store, artifacts
+
+    def no_space(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    argv = ["run", *SCRATCH, "--adapter", "full", *BASE, "--store", str(tmp_path / "S"),
+            "--out", str(tmp_path / "o.md")]
+    with monkeypatch.context() as patch:
+        patch.setattr(artifacts, "atomic_write_bytes", no_space)
+        line = assert_usage_error(argv, "no space left on the disk (")
+    assert str(tmp_path / "S" / "artifacts") in line
+    db = Store.open_existing(tmp_path / "S")
+    try:
+        assert db.query("SELECT * FROM failures") == []  # the machine's fault, not a cell's
+    finally:
+        db.close()
+    code, _, err = run_cli(argv)
+    assert code == 0, err
+
+
+def test_a_full_disk_under_the_leaderboard_is_one_line(tmp_path: Path, store: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.store import files
+
+    def no_space(path: Path, write: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files, "atomic_write", no_space)
+    out = tmp_path / "full" / "README.md"
+    assert_usage_error(["leaderboard", "--store", str(store), "--out", str(out)],
+                       "no space left on the disk", out)
+    assert_usage_error(["export", "--store", str(store), "--out", str(out)],
+                       "no space left on the disk", out)
+
+
+def test_a_database_sqlite_cannot_open_is_not_called_damaged(tmp_path: Path, store: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    from harness.store import database, faults
+
+    def fails(path: Path) -> sqlite3.Connection:
+        err = sqlite3.OperationalError("disk I/O error")
+        err.sqlite_errorname = "SQLITE_IOERR_SHORT_READ"  # type: ignore[attr-defined]
+        raise err
+
+    monkeypatch.setattr(database, "open_writable", fails)
+    line = assert_usage_error(["leaderboard", "--store", str(store),
+                               "--out", str(tmp_path / "o.md")], "could not be read or written")
+    assert "damaged" not in line.replace("not reported damaged", "")
+    monkeypatch.setattr(faults, "_full", lambda root: True)  # and the disk is full
+    assert_usage_error(["leaderboard", "--store", str(store), "--out", str(tmp_path / "o.md")],
+                       "no space left on the disk for results.sqlite")
+
+
+def test_wal_and_shm_deleted_while_another_connection_holds_the_log(tmp_path: Path,
+                                                                    store: Path) -> None:
+    """Another harness still writes to the deleted log: this one says so, not 'damaged'."""
+    db = sqlite3.connect(store / "results.sqlite", isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        db.execute("UPDATE runs SET profile=profile")
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('note', 'x')")
+        for name in ("results.sqlite-wal", "results.sqlite-shm"):
+            (store / name).unlink()
+        line = assert_usage_error(["leaderboard", "--store", str(store),
+                                   "--out", str(tmp_path / "o.md")], "results.sqlite-wal")
+        assert "could not be read or written" in line
+    finally:
+        db.close()
+
+
+DELETER = '''
+import os
+from dataclasses import dataclass
+from typing import ClassVar
+
+from harness import hookimpl
+from harness.api import Metric
+
+
+@dataclass(frozen=True)
+class WalDeleter(Metric):
+    """Deletes the store's -wal and -shm files the first time it scores (as a careless user
+    might during a run), then scores 1."""
+    name: ClassVar[str] = "wal-deleter"
+    higher_is_better: ClassVar[bool] = True
+
+    def score(self, X, y, rng):
+        store = os.environ["DELETER_STORE"]
+        for name in ("results.sqlite-wal", "results.sqlite-shm"):
+            path = os.path.join(store, name)
+            if os.path.exists(path):
+                os.unlink(path)
+        return 1.0
+
+
+@hookimpl
+def register_metrics(register):
+    register(WalDeleter)
+'''
+
+
+def test_wal_and_shm_deleted_during_a_run_lose_nothing(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin = tmp_path / "deleter.py"
+    plugin.write_text(DELETER)
+    store = tmp_path / "S"
+    monkeypatch.setenv("DELETER_STORE", str(store))
+    argv = ["run", "--plugin", str(plugin), *SCRATCH, "--task", "primality", "--adapter", "full",
+            "--merge", "soup", "--metric", "wal-deleter", "--metric", "silhouette", *BASE,
+            "--store", str(store), "--out", str(tmp_path / "o.md")]
+    code, out, err = run_cli(argv)
+    assert code == 0 and err.strip() == f"leaderboard: {tmp_path / 'o.md'}", err
+    assert "10 computed" in out
+    code, out, err = run_cli(argv)
+    assert code == 0, err
+    assert "0 computed, 10 reused" in out
+
+
+def test_a_database_that_fails_quick_check_is_damaged(tmp_path: Path, store: Path) -> None:
+    """An index page overwritten: the tables still open, SQLite's quick_check says it is
+    damaged; the file is left as it is."""
+    path = store / "results.sqlite"
+    db = sqlite3.connect(path)
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE type='index' "
+                      "AND tbl_name='scores'").fetchone()[0]
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    data = bytearray(path.read_bytes())
+    start = (root - 1) * page
+    data[start + 8:start + page] = bytes(range(256)) * ((page - 8) // 256) + bytes((page - 8) % 256)
+    path.write_bytes(bytes(data))
+    line = assert_usage_error(["leaderboard", "--store", str(store),
+                               "--out", str(tmp_path / "o.md")], "results.sqlite is damaged")
+    assert "move it aside" in line
+    assert path.read_bytes() == bytes(data)
+
+
+def test_a_results_database_that_is_a_folder(tmp_path: Path) -> None:
+    store = tmp_path / "S"
+    (store / "results.sqlite").mkdir(parents=True)
+    for argv in (["run", *SCRATCH, *BASE], ["leaderboard"], ["export"]):
+        assert_usage_error([*argv, "--store", str(store), "--out", str(tmp_path / "o.md")],
+                           "results.sqlite is a folder")
+
+
+def test_plugins_on_an_ascii_terminal(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "ascii"}
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "plugins"], env=env,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
+    text = proc.stdout.decode("ascii")
+    assert "\\u03bb" in text  # λ in a docstring, escaped
+
+
+@pytest.mark.parametrize("stdout", ["closed", "full"])
+def test_export_to_a_stdout_it_cannot_write(tmp_path: Path, store: Path, stdout: str) -> None:
+    redirect = ">&-" if stdout == "closed" else ">/dev/full"
+    if stdout == "full" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(f"{sys.executable} -m harness.cli export --store {store} {redirect}",
+                          shell=True, env=env, capture_output=False, stderr=subprocess.PIPE,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("harness: error: cannot write the export to standard output")
+    assert "pass --out FILE" in proc.stderr
