@@ -1,4 +1,5 @@
-"""The command line's arguments: ``harness run | plugins | tasks | leaderboard | export``."""
+"""The command line's arguments: ``harness run | plugins | tasks | leaderboard | export |
+check``."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from harness import audit
 from harness.api import KINDS, PROFILES
 from harness.registry import SINGULAR
 
-DESCRIPTION = ("harness run | plugins | tasks | leaderboard | export. User mistakes and faults "
-               "of the machine (a full disk, a read-only file system): one line on stderr, exit "
-               "code 2.")
+DESCRIPTION = ("harness run | plugins | tasks | leaderboard | export | check. User mistakes and "
+               "faults of the machine (a full disk, a read-only file system): one line on "
+               "stderr, exit code 2.")
 DEFAULT_STORE = ".harness"
 DEFAULT_OUT = "leaderboard/README.md"
 
@@ -68,6 +69,8 @@ def build_parser() -> Parser:
 
     plugins = sub.add_parser("plugins", parents=[common], help="list plugins and components")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    plugins.add_argument("--allow-broken", action="store_true",
+                         help="exit 0 even when a plugin failed to load (default: exit 1)")
 
     tasks = sub.add_parser("tasks", parents=[common],
                            help="list tasks; --audit: what else predicts their labels")
@@ -90,6 +93,13 @@ def build_parser() -> Parser:
     export.add_argument("--format", default="csv", choices=("csv", "json"))
     export.add_argument("--store", default=DEFAULT_STORE)
     export.add_argument("--out", default=None, help="file to write (default: standard output)")
+
+    check = sub.add_parser("check", parents=[common],
+                           help="run the contract checks on every component or the named ones")
+    check.add_argument("names", nargs="*", metavar="NAME[:k=v,...]",
+                       help="components to check (default: all, --plugin files included)")
+    check.add_argument("--pretrained", action="store_true",
+                       help="also load and check encoders with pretrained weights (slow)")
     return parser
 
 

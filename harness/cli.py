@@ -1,5 +1,5 @@
-"""``harness run | plugins | tasks | leaderboard | export``. User mistakes and faults of the
-machine (a full disk, a read-only file system): one line on stderr, exit code 2."""
+"""``harness run | plugins | tasks | leaderboard | export | check``. User mistakes and faults of
+the machine (a full disk, a read-only file system): one line on stderr, exit code 2."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ import argparse
 import json
 import os
 import sqlite3
+import stat
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
-from harness import audit
+from harness import audit, check
 from harness.api import HarnessError
 from harness.arguments import DEFAULT_STORE, build_parser
 from harness.execute import Options, execute, open_store, report_damage
-from harness.listing import inventory, lines
+from harness.listing import broken, inventory, lines
 from harness.params import label
 from harness.registry import Registry, load_registry
 from harness.report import design, export, leaderboard
@@ -25,12 +26,29 @@ from harness.store import atomic_write_text
 from harness.store.faults import machine_fault
 
 
+def show(text: str, what: str, fix: str = "redirect it to a file") -> None:
+    """``text`` on standard output, or one line saying it cannot be written there (closed,
+    full); a reader that left (``| head``) is not an error."""
+    try:
+        if sys.stdout is None:
+            raise OSError(9, "standard output is closed")
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as err:
+        raise HarnessError(f"cannot write {what} to standard output ({err.strerror}); "
+                           f"{fix}") from None
+
+
 def cmd_plugins(args: argparse.Namespace, reg: Registry) -> int:
     data = inventory(reg)
-    if args.json:
-        print(json.dumps(data, indent=2, default=str))
-    else:
-        print("\n".join(lines(data)))
+    show((json.dumps(data, indent=2, default=str) if args.json else "\n".join(lines(data)))
+         + "\n", "the plugin listing")
+    if reg.broken and not args.allow_broken:
+        print(f"harness: {len(reg.broken)} plugin(s) failed to load: {broken(reg)}; "
+              "--allow-broken lists them with exit code 0", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -43,16 +61,16 @@ def cmd_tasks(args: argparse.Namespace, reg: Registry) -> int:
                  "compositional": bool(t.compositional),
                  "trains_by_default": bool(t.trains_by_default),
                  "exempt_nuisances": list(t.exempt_nuisances)} for t in chosen]
-        if args.json:
-            print(json.dumps(data, indent=2))
-        else:
-            for d in data:
-                flags = [f for f in ("compositional", "trains_by_default") if d[f]]
-                print(f"{d['task']}: {' / '.join(d['classes'])}"
-                      + (f" ({', '.join(flags)})" if flags else ""))
+        out = [json.dumps(data, indent=2)] if args.json else [
+            f"{d['task']}: {' / '.join(d['classes'])}" + (f" ({', '.join(flags)})" if flags
+                                                          else "")
+            for d in data for flags in [[f for f in ("compositional", "trains_by_default")
+                                         if d[f]]]]
+        show("\n".join(out) + "\n", "the task list")
         return 0
     found = audit.run_audit(chosen, args.seed, args.draws)
-    print(json.dumps(found.as_dict(), indent=2) if args.json else design.terminal(found))
+    show((json.dumps(found.as_dict(), indent=2) if args.json else design.terminal(found))
+         + "\n", "the task audit")
     return 0
 
 
@@ -82,6 +100,32 @@ def checked_paths(out: str | None, store: str) -> None:
                            "would destroy stored results: give a path outside it")
     if target.is_dir():
         raise HarnessError(f"--out {out} is a folder; give a file path (e.g. {out}/README.md)")
+    _check_out_file(Path(out))
+
+
+def _check_out_file(out: Path) -> None:
+    """``--out`` is replaced by a rename: refuse a path that is not a regular file (a device
+    such as /dev/full, a pipe, a symbolic link would be replaced, not written through) and one
+    whose folder cannot be made or written, before anything is read or computed."""
+    try:
+        mode = os.lstat(out).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as err:
+        raise HarnessError(f"--out {out}: {err.strerror}; give a writable file path") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise HarnessError(f"--out {out} exists and is not a regular file (a device, a pipe or "
+                           "a link would be replaced); give a file path")
+    folder = out.absolute().parent
+    try:
+        while not folder.exists():
+            folder = folder.parent
+        usable = folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+    except OSError:
+        usable = False
+    if not usable:
+        raise HarnessError(f"cannot write --out {out}: {folder} is not a writable folder; "
+                           "give another path")
 
 
 def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
@@ -141,6 +185,8 @@ def cmd_leaderboard(args: argparse.Namespace, reg: Registry) -> int:
     checked_paths(args.out, args.store)
     store = open_store(args.store, reg, _say, existing=True)
     try:
+        if store.latest_run() is None:
+            raise HarnessError(f"the store {args.store} holds no run yet; `harness run` first")
         if args.profile is not None and store.latest_run(args.profile) is None:
             raise HarnessError(f"the store {args.store} has no run of profile "
                                f"{args.profile!r}; leave out --profile for its latest run's")
@@ -160,16 +206,7 @@ def cmd_export(args: argparse.Namespace, reg: Registry) -> int:
     finally:
         store.close()
     if args.out is None:
-        try:
-            if sys.stdout is None:
-                raise OSError(9, "standard output is closed")
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        except OSError as err:
-            if isinstance(err, BrokenPipeError):
-                raise
-            raise HarnessError(f"cannot write the export to standard output ({err.strerror}); "
-                               "pass --out FILE") from None
+        show(text, "the export", "pass --out FILE")
     else:
         atomic_write_text(Path(args.out), text)
         print(f"export: {args.out}", file=sys.stderr)
@@ -177,7 +214,7 @@ def cmd_export(args: argparse.Namespace, reg: Registry) -> int:
 
 
 COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "tasks": cmd_tasks,
-            "leaderboard": cmd_leaderboard, "export": cmd_export}
+            "leaderboard": cmd_leaderboard, "export": cmd_export, "check": check.command}
 
 
 def debugging(args: argparse.Namespace) -> bool:
@@ -210,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
             reg = load_registry([*args.top_plugin, *args.plugin])
         for w in caught:
             print(f"warning: {w.message}", file=sys.stderr)
-        return COMMANDS[args.command](args, reg)
+        code = COMMANDS[args.command](args, reg)
+        if reg.broken and args.command != "plugins":  # after the command: its errors name them
+            print(f"warning: plugin(s) failed to load and took no part: {broken(reg)}",
+                  file=sys.stderr)
+        return code
     except HarnessError as err:
         if debug:
             raise

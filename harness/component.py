@@ -17,3 +17,8 @@ class Component:
     #: keys while they hold their default, so those results stay valid (collected over the
     #: class's bases: a subclass lists only its own)
     added_params: ClassVar[tuple[str, ...]] = ()
+    #: parameter sets ``harness check`` (and the contract tests) check this component with,
+    #: beside its defaults, each as on the command line after ``name:`` (``"t=0.25"``,
+    #: ``"model=/path,pooling=last"``): for parameters that need a value, or settings that take
+    #: another code path. Empty: the defaults only
+    examples: ClassVar[tuple[str, ...]] = ()

@@ -160,7 +160,7 @@ def _execute(registry: Registry, request: Request, options: Options,
     _upkeep(store, registry, say)
     for what, why in plan.skipped:
         say(f"skipped: {what}: {why}")
-    commit, packages = provenance()
+    commit, packages = provenance(plan, registry)
     seeds = sorted({s for v in plan.variants for s, _ in v.runs} | {plan.seed})
     run_id = store.start_run(options.argv, plan.profile.name, seeds, commit, packages, _now())
     store.put_eval_samples([eval_sample_record(t, plan.profile.name, plan.seed, run_id)

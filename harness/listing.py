@@ -44,6 +44,13 @@ def inventory(reg: Registry) -> dict[str, Any]:
     return out
 
 
+def broken(reg: Registry) -> str:
+    """The plugins that failed to load, each with its distribution, error and the
+    HARNESS_DISABLE_PLUGINS name that turns it off, on one line ("" when none did)."""
+    return "; ".join(f"{p.name} ({p.distribution} {p.version}): {' '.join(str(p.error).split())}"
+                     f" (HARNESS_DISABLE_PLUGINS={p.disable_as})" for p in reg.broken)
+
+
 def lines(data: dict[str, Any]) -> list[str]:
     """The human-readable listing of an ``inventory``."""
     out = []
@@ -82,6 +89,8 @@ def declared(kind: str, entry: dict[str, Any]) -> list[str]:
             out.append(f"{attr}={','.join(map(str, value)) if isinstance(value, list) else value}")
     if kind == "merges" and entry.get("identity_on_one") is False:
         out.append("identity_on_one=False")
+    if kind == "metrics" and entry.get("higher_is_better") is False:
+        out.append("lower_is_better")
     if not entry.get("in_all", True):
         out.append("in --all across tasks only" if entry.get("comparator") else "not in --all")
     return out

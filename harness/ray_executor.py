@@ -84,6 +84,8 @@ def run_job(spec: dict[str, Any], variant_keys: list[str], stored: dict[str, lis
     torch.set_num_threads(spec["threads"])
     if spec["disabled"] is not None:
         os.environ["HARNESS_DISABLE_PLUGINS"] = spec["disabled"]
+    if spec.get("only") is not None:  # the driver's HARNESS_ONLY_DISTRIBUTIONS
+        os.environ["HARNESS_ONLY_DISTRIBUTIONS"] = spec["only"]
     reg = load_registry(spec["plugins"])
     plan = plan_request(reg, Request.from_dict(spec["request"]))
     missing = set(variant_keys) - {v.key for v in plan.variants}
@@ -276,4 +278,4 @@ def job_spec(request: Request, store: str, device: str, fail_fast: bool, plugins
     return {"request": request.to_dict(), "device": device, "fail_fast": fail_fast,
             "plugins": [os.path.abspath(p) for p in plugins], "store": os.path.abspath(store),
             "run_id": run_id, "disabled": os.environ.get("HARNESS_DISABLE_PLUGINS"),
-            **resources}
+            "only": os.environ.get("HARNESS_ONLY_DISTRIBUTIONS"), **resources}

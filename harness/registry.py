@@ -2,15 +2,10 @@
 
 Nothing is loaded at import time: ``load_registry()`` builds a fresh plugin manager each call.
 Entry points are loaded one by one so that a broken plugin is named (with its distribution) and
-the others still load; duplicate names are errors naming both sides, never silently dropped.
-The core registers its own reference components first, as plugin ``harness``
-(``harness.reference``), which cannot be disabled.
-
-``HARNESS_DISABLE_PLUGINS=a,b`` skips entry points (and ``--plugin`` files) by name. An entry
-point named after its own distribution, ``<distribution>.<rest>``, is also disabled by
-``<rest>`` and by any dotted prefix of it: the harness's own
-``numgeo-harness.merges.interpolation`` by ``merges.interpolation`` or ``merges`` (the name the
-built-in merges had before), and every built-in merge by ``numgeo-harness.merges``.
+the others still load. Which entry points, files and components load (one entry point per
+name, HARNESS_DISABLE_PLUGINS, HARNESS_ONLY_DISTRIBUTIONS) is ``harness.discovery``'s. The core
+registers its own reference components first, as plugin ``harness`` (``harness.reference``),
+which cannot be disabled. Two components of one kind and name are an error naming both.
 """
 
 from __future__ import annotations
@@ -18,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.util
-import os
 import sys
 import unicodedata
 import warnings
@@ -33,18 +27,22 @@ import pluggy
 import harness
 from harness import api, hookspecs, reference
 from harness.api import KINDS, HarnessError
+from harness.discovery import (
+    BUILT_IN,
+    CORE,
+    GROUP,
+    SINGULAR,
+    Disabled,
+    PluginWarning,
+    installed,
+    names_of,
+    unique,
+)
 
-GROUP = "harness"
-CORE = "harness"  # the plugin name of the core's own components
+__all__ = ["CORE", "GROUP", "SINGULAR", "PluginWarning", "names_of"]
+
 BASES: dict[str, type] = {"encoders": api.Encoder, "adapters": api.Adapter,
                           "merges": api.Merge, "tasks": api.Task, "metrics": api.Metric}
-SINGULAR = {"encoders": "encoder", "adapters": "adapter", "merges": "merge",
-            "tasks": "task", "metrics": "metric"}
-
-
-class PluginWarning(UserWarning):
-    pass
-
 
 @dataclass
 class PluginInfo:
@@ -53,6 +51,13 @@ class PluginInfo:
     version: str
     hooks: list[str] = field(default_factory=list)
     error: str | None = None  # set when the plugin failed to load
+
+    @property
+    def disable_as(self) -> str:
+        """The HARNESS_DISABLE_PLUGINS name that turns off this plugin only."""
+        if self.distribution == "unknown" or self.distribution.startswith("file "):
+            return self.name
+        return f"{self.distribution}:{self.name}"
 
 
 @dataclass
@@ -106,7 +111,7 @@ class Registry:
             raise HarnessError(f"two {kind} named {name!r}: from plugin {other!r} "
                                f"({self.plugins[other].distribution}) and plugin {plugin!r} "
                                f"({self.plugins[plugin].distribution}); disable one with "
-                               f"HARNESS_DISABLE_PLUGINS={plugin}")
+                               f"HARNESS_DISABLE_PLUGINS={self.plugins[plugin].disable_as}")
         self.components[kind][name] = cls
         self.owner[(kind, name)] = plugin
 
@@ -114,23 +119,6 @@ class Registry:
 #: characters a component name may not hold: the spec syntax's (``name:k=v,...``), and those
 #: that would break the leaderboard's markdown or HTML; control and space characters neither
 NOT_IN_NAMES = frozenset(":,= |`<>")
-
-
-def _disabled() -> set[str]:
-    return {p.strip() for p in os.environ.get("HARNESS_DISABLE_PLUGINS", "").split(",")
-            if p.strip()}
-
-
-def names_of(entry_point: str, distribution: str | None) -> set[str]:
-    """The names that disable an entry point: its own, and for one named
-    ``<distribution>.<rest>``, ``<rest>`` and every dotted prefix of either."""
-    names = {entry_point}
-    parts = entry_point.split(".")
-    names |= {".".join(parts[:i]) for i in range(2, len(parts))}
-    if distribution and len(parts) > 1 and parts[0] == distribution:
-        rest = parts[1:]
-        names |= {".".join(rest[:i]) for i in range(1, len(rest) + 1)}
-    return names
 
 
 def _load_file(path: str) -> ModuleType:
@@ -156,21 +144,7 @@ def _one_line(err: Exception) -> str:
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
-    eps = sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name)
-    seen: dict[str, metadata.EntryPoint] = {}
-    unique = []
-    for ep in eps:
-        if ep.name in seen:
-            first, dist = seen[ep.name], ep.dist.name if ep.dist else "?"
-            if first.value == ep.value and first.dist and ep.dist \
-                    and first.dist.name == ep.dist.name:
-                continue  # the same distribution seen twice on sys.path
-            raise HarnessError(
-                f"two plugins named {ep.name!r}: {first.value} (from "
-                f"{first.dist.name if first.dist else '?'}) and {ep.value} (from {dist})")
-        seen[ep.name] = ep
-        unique.append(ep)
-    return unique
+    return installed()
 
 
 def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
@@ -183,18 +157,21 @@ def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     reg = Registry()
-    disabled = _disabled()
+    disabled = Disabled()
     modules: list[tuple[PluginInfo, ModuleType]] = []
-    core = PluginInfo(CORE, "numgeo-harness", harness.__version__)
+    core = PluginInfo(CORE, BUILT_IN, harness.__version__)
     reg.plugins[CORE] = core
     modules.append((core, reference))
+    enabled = []
     for ep in _entry_points():
         if ep.name == CORE:
-            raise HarnessError(f"entry point {ep.name!r} (from "
-                               f"{ep.dist.name if ep.dist else '?'}) takes the name the core's "
-                               "own plugin has; rename it")
-        if names_of(ep.name, ep.dist.name if ep.dist else None) & disabled:
-            continue
+            dist = ep.dist.name if ep.dist else "unknown"
+            warnings.warn(f"entry point {ep.name!r} ({ep.value}, from {dist}) takes the name "
+                          f"the core's own plugin has and is not loaded; {dist} should name it "
+                          f"'{dist}.<name>'", PluginWarning, stacklevel=2)
+        elif not disabled.entry_point(ep):
+            enabled.append(ep)
+    for ep in unique(enabled):
         dist = ep.dist.name if ep.dist else "unknown"
         info = PluginInfo(ep.name, dist, ep.dist.version if ep.dist else "?")
         reg.plugins[ep.name] = info
@@ -207,7 +184,7 @@ def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
                                    f"{dist}): {info.error}") from None
     for path in plugin_files:
         stem = Path(path).stem
-        if stem in disabled:
+        if disabled.file(stem):
             continue
         if stem in reg.plugins:
             raise HarnessError(f"--plugin {path}: a plugin named {stem!r} is already loaded "
@@ -243,7 +220,9 @@ def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
             plugin = impl.plugin_name
 
             def register(cls: Any, _kind: str = kind, _plugin: str = plugin) -> None:
-                reg.add(_kind, _plugin, cls)
+                name = getattr(cls, "name", None)
+                if not (isinstance(name, str) and disabled.component(_kind, name, _plugin)):
+                    reg.add(_kind, _plugin, cls)
 
             try:
                 impl.function(register)
@@ -252,4 +231,5 @@ def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
             except Exception as err:
                 raise HarnessError(f"plugin {plugin!r} failed in register_{kind}: "
                                    f"{type(err).__name__}: {err}") from None
+    disabled.warn_unused(list(reg.plugins))
     return reg

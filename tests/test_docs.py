@@ -88,3 +88,7 @@ def test_the_worked_encoder_and_adapter_run_as_written(tmp_path: Path) -> None:
         store.close()
     assert set(values) == {"none", "probe-tuned"}
     assert values["probe-tuned"] > values["none"]  # the training did something, as described
+    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(err):
+        code = main(["check", *plugins, "digit-bag", "probe-tuned"])
+    assert code == 0, out.getvalue()
+    assert [line.split()[0] for line in out.getvalue().splitlines()[:2]] == ["ok", "ok"]

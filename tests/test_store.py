@@ -112,7 +112,7 @@ def test_unwritable_root(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(HarnessError, match="not writable"):
         Store(blocker / "store")
-    with pytest.raises(HarnessError, match="not writable"):
+    with pytest.raises(HarnessError, match="is a file, not a folder"):
         Store(blocker)
     assert blocker.read_text() == "not a folder"
 

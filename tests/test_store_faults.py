@@ -321,3 +321,84 @@ def test_export_to_a_stdout_it_cannot_write(tmp_path: Path, store: Path, stdout:
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("harness: error: cannot write the export to standard output")
     assert "pass --out FILE" in proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink"])
+@pytest.mark.parametrize("command", ["run", "leaderboard", "export"])
+def test_an_out_that_is_not_a_regular_file_is_refused(tmp_path: Path, store: Path, kind: str,
+                                                      command: str) -> None:
+    """The writer renames over ``--out``: a device (/dev/full), a pipe or a link would be
+    replaced, not written through."""
+    out = tmp_path / "out.md"
+    target = tmp_path / "elsewhere.md"
+    if kind == "fifo":
+        os.mkfifo(out)
+    else:
+        target.write_text("the user's file\n")
+        out.symlink_to(target)
+    args = {"run": ["run", *SCRATCH, *BASE], "leaderboard": ["leaderboard"],
+            "export": ["export"]}[command]
+    assert_usage_error([*args, "--store", str(store), "--out", str(out)],
+                       "is not a regular file")
+    assert (out.is_fifo() if kind == "fifo" else out.is_symlink())
+    assert not (tmp_path / "projection.png").exists()
+
+
+@pytest.mark.parametrize("command", ["leaderboard", "export"])
+def test_an_out_under_a_file_is_refused(tmp_path: Path, store: Path, command: str) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    assert_usage_error([command, "--store", str(store), "--out", str(blocker / "x.md")],
+                       "Not a directory")
+
+
+def test_unwritable_out_folder_and_unreadable_store_are_one_line(tmp_path: Path,
+                                                                store: Path) -> None:
+    folder = tmp_path / "rodir"
+    folder.mkdir(mode=0o555)
+    closed = tmp_path / "closed"
+    shutil.copytree(store, closed)
+    closed.chmod(0)
+    try:
+        for argv, expected in [
+                (["leaderboard", "--store", str(store), "--out", str(folder / "x.md")],
+                 "is not a writable folder"),
+                (["export", "--store", str(store), "--out", str(folder / "x.csv")],
+                 "is not a writable folder"),
+                (["leaderboard", "--store", str(closed), "--out", str(tmp_path / "o.md")],
+                 "cannot read the store"),
+                (["export", "--store", str(closed)], "cannot read the store")]:
+            proc = _unprivileged(argv)
+            assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+            assert expected in proc.stderr and "Traceback" not in proc.stderr
+        assert list(folder.iterdir()) == []
+    finally:
+        closed.chmod(0o755)
+        folder.chmod(0o755)
+
+
+def test_a_results_database_that_is_a_pipe_and_a_store_with_no_run(tmp_path: Path) -> None:
+    pipe = tmp_path / "P"
+    pipe.mkdir()
+    os.mkfifo(pipe / "results.sqlite")
+    assert_usage_error(["leaderboard", "--store", str(pipe), "--out", str(tmp_path / "o.md")],
+                       "results.sqlite is not a regular file")
+    empty = tmp_path / "E"
+    empty.mkdir()
+    (empty / "results.sqlite").touch()  # what a full disk can leave behind
+    assert_usage_error(["leaderboard", "--store", str(empty), "--out", str(tmp_path / "o.md")],
+                       "holds no run yet", tmp_path / "o.md")
+
+
+@pytest.mark.parametrize("command", [["plugins"], ["plugins", "--json"], ["tasks"]])
+@pytest.mark.parametrize("stdout", ["closed", "full"])
+def test_listings_to_a_stdout_they_cannot_write(command: list[str], stdout: str) -> None:
+    if stdout == "full" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    redirect = ">&-" if stdout == "closed" else ">/dev/full"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(f"{sys.executable} -m harness.cli {' '.join(command)} {redirect}",
+                          shell=True, env=env, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("harness: error: cannot write the ")
+    assert "no space left on the disk" not in proc.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from harness.provenance import PLUGIN
 from harness.report.figures import Figures
 from harness.report.rows import Row
 from harness.store.records import ResultsReader
@@ -173,13 +174,17 @@ def source_hash() -> str:
 def reproducibility(store: ResultsReader, profile: str, seed: int, rows: list[Row]
                     ) -> list[str]:
     latest = store.latest_run(profile)
-    packages = latest.packages if latest else {}
+    stored = latest.packages if latest else {}
+    packages = {k: v for k, v in stored.items() if not k.startswith(PLUGIN)}
+    plugins = {k.removeprefix(PLUGIN): v for k, v in stored.items() if k.startswith(PLUGIN)}
     seeds = sorted({s for r in rows for s in r.seeds})
     return ["## Reproducibility", "",
             f"- profile `{md(profile)}`, evaluation seed {seed}, training seeds "
             f"{', '.join(map(str, seeds)) or '—'}",
             f"- harness source hash `{source_hash()}` (core, built-in plugins and tasks)",
             "- packages: " + ", ".join(f"{md(k)} {md(v)}" for k, v in sorted(packages.items())),
+            *(["- plugins that supplied a component of the latest run: " + ", ".join(
+                f"{md(k)} {md(v)}" for k, v in sorted(plugins.items()))] if plugins else []),
             "- regenerate: `make run` (or `harness run --all`), then compare with `git diff "
             "leaderboard/`",
             "- the git commit and wall time of each run are in the store's `runs` table; they "

@@ -13,6 +13,8 @@ from harness.store import schema
 
 def check_writable(root: Path) -> None:
     try:
+        if root.exists() and not root.is_dir():
+            raise HarnessError(f"store {root} is a file, not a folder; pass --store DIR")
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".write-probe-{os.getpid()}"
         probe.write_text("")

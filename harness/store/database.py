@@ -66,6 +66,9 @@ class Store(Artifacts, Queries):
         if path.is_dir():
             raise HarnessError(f"store {self.root}: results.sqlite is a folder, not a database; "
                                "move it aside or pass another --store")
+        if path.exists() and not path.is_file():
+            raise HarnessError(f"store {self.root}: results.sqlite is not a regular file (a "
+                               "pipe or a device); move it aside or pass another --store")
         self.dropped = 0
         found: str | None = None
         try:
@@ -97,7 +100,12 @@ class Store(Artifacts, Queries):
         """An existing store, to read (``harness leaderboard``, ``harness export``): opened
         read-only where its folder or database cannot be written."""
         path = Path(root) / "results.sqlite"
-        if not path.exists():
+        try:
+            found = path.exists()
+        except OSError as err:
+            raise HarnessError(f"cannot read the store {root} ({err.strerror}); check the "
+                               "permissions of its folder, or pass another --store") from None
+        if not found:
             raise HarnessError(f"no results store at {root}; run `harness run` first "
                                "or pass --store DIR")
         try:
