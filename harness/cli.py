@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import sqlite3
-import stat
 import sys
 import warnings
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 from harness import audit, check
 from harness.api import HarnessError
 from harness.arguments import DEFAULT_STORE, build_parser
-from harness.execute import Options, execute, open_store, report_damage
+from harness.execute import Options, check_writable_out, execute, open_store, report_damage
 from harness.listing import broken, inventory, lines
 from harness.params import label
 from harness.registry import Registry, load_registry
@@ -100,32 +99,7 @@ def checked_paths(out: str | None, store: str) -> None:
                            "would destroy stored results: give a path outside it")
     if target.is_dir():
         raise HarnessError(f"--out {out} is a folder; give a file path (e.g. {out}/README.md)")
-    _check_out_file(Path(out))
-
-
-def _check_out_file(out: Path) -> None:
-    """``--out`` is replaced by a rename: refuse a path that is not a regular file (a device
-    such as /dev/full, a pipe, a symbolic link would be replaced, not written through) and one
-    whose folder cannot be made or written, before anything is read or computed."""
-    try:
-        mode = os.lstat(out).st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as err:
-        raise HarnessError(f"--out {out}: {err.strerror}; give a writable file path") from None
-    if mode is not None and not stat.S_ISREG(mode):
-        raise HarnessError(f"--out {out} exists and is not a regular file (a device, a pipe or "
-                           "a link would be replaced); give a file path")
-    folder = out.absolute().parent
-    try:
-        while not folder.exists():
-            folder = folder.parent
-        usable = folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
-    except OSError:
-        usable = False
-    if not usable:
-        raise HarnessError(f"cannot write --out {out}: {folder} is not a writable folder; "
-                           "give another path")
+    check_writable_out(Path(out))
 
 
 def cmd_run(args: argparse.Namespace, reg: Registry) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,15 +60,28 @@ def _silent(total: int) -> Iterator[Callable[[int], None]]:
 
 
 def check_writable_out(out: Path) -> None:
-    """Refuse before a run, not after it, a leaderboard path that cannot be written."""
+    """``--out`` is replaced by a rename: refuse a path that is not a regular file (a device
+    such as /dev/full, a pipe, a symbolic link would be replaced, not written through) and one
+    whose folder cannot be made or written, before anything is read or computed."""
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        mode = os.lstat(out).st_mode
+    except FileNotFoundError:
+        mode = None
     except OSError as err:
-        raise HarnessError(f"cannot write the leaderboard to {out}: {err.strerror} "
-                           f"({out.parent}); pass --out PATH") from None
-    if out.is_dir() or not os.access(out.parent, os.W_OK):
-        raise HarnessError(f"cannot write the leaderboard to {out}: not a writable file path; "
-                           "pass --out PATH")
+        raise HarnessError(f"--out {out}: {err.strerror}; give a writable file path") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise HarnessError(f"--out {out} exists and is not a regular file (a device, a pipe or "
+                           "a link would be replaced); give a file path")
+    folder = out.absolute().parent
+    try:
+        while not folder.exists():
+            folder = folder.parent
+        usable = folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+    except OSError:
+        usable = False
+    if not usable:
+        raise HarnessError(f"cannot write --out {out}: {folder} is not a writable folder; "
+                           "give another path")
 
 
 def open_store(path: str, registry: Registry, say: Callable[[str], None],
@@ -102,7 +116,7 @@ def report_damage(store: Artifacts, say: Callable[[str], None]) -> None:
     if damaged:
         shown = ", ".join(damaged[:3]) + (f" and {len(damaged) - 3} more"
                                           if len(damaged) > 3 else "")
-        if getattr(store, "read_only", False):
+        if store.read_only:
             say(f"warning: {len(damaged)} damaged artifact(s) in the read-only store failed to "
                 f"load or verify and were left out ({shown}); `harness run` on a writable copy "
                 "recomputes them")
