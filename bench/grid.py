@@ -29,10 +29,11 @@ from common import fail, fp32_peak_gflops, report, verdict
 HARNESS = str(Path(sys.executable).parent / "harness")
 
 
-def run(args: list[str], folder: Path) -> tuple[float, str]:
+def run(args: list[str], folder: Path) -> tuple[float, str, str]:
+    """Wall seconds, the cells line and the stage line (``time: ...``) of one run."""
     env = {**os.environ, "HARNESS_CACHE": str(folder / "cache")}
     start = time.perf_counter()
-    done = subprocess.run([HARNESS, "run", *args, "--store", str(folder / "store"),
+    done = subprocess.run([HARNESS, "run", *args, "--timing", "--store", str(folder / "store"),
                            "--out", str(folder / "leaderboard" / "README.md")],
                           capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
@@ -40,7 +41,8 @@ def run(args: list[str], folder: Path) -> tuple[float, str]:
         fail(f"harness run {' '.join(args)} exited {done.returncode}: "
              f"{done.stderr.strip().splitlines()[-1:]}")
     cells = re.search(r"cells: .*", done.stdout)
-    return seconds, cells.group(0) if cells else "?"
+    stages = re.search(r"^time: .*", done.stderr, re.MULTILINE)
+    return seconds, cells.group(0) if cells else "?", stages.group(0) if stages else "?"
 
 
 def default_merges() -> list[str]:
@@ -55,7 +57,8 @@ def flop_floor(folder: Path, peak: float, args: list[str], before: set[str] | No
     distinct embedding pass (variants sharing weights share one, as in the store) and every
     training step (forward + backward: 4 FLOPs per weight and token with frozen weights, 6 for
     full fine-tuning), over the real (unpadded) tokens; only for variants not in ``before``
-    and training runs none of them had. Scoring, analysis and loading come on top. Also
+    and training runs none of them had. Scoring, analysis, loading and the passes over
+    held-out data of merges that choose their parameters there come on top. Also
     returns the plan's variant keys."""
     from common import linear_params
 
@@ -111,29 +114,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--add-merge", default="ties")
+    parser.add_argument("--keep", metavar="FOLDER", help="run in FOLDER (new or empty) and "
+                        "keep its store, e.g. to render the leaderboard from the cold run")
     args = parser.parse_args()
+    if args.keep and Path(args.keep).exists() and any(Path(args.keep).iterdir()):
+        fail(f"--keep {args.keep}: give a new or empty folder (the run must be cold)")
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
-        folder = Path(tmp)
+        folder = Path(args.keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         peak = fp32_peak_gflops()  # on the idle machine, before the runs
-        cold, cells = run(["--all"], folder)
+        cold, cells, stages = run(["--all"], folder)
         report("harness run --all (quick), cold", f"{minutes(cold)}; {cells}",
                f"target <= 10 min: {verdict(cold <= 600)}")
+        report("harness run --all (quick), cold: stages", stages.removeprefix("time: "))
         floor, what, cold_variants = flop_floor(folder, peak, ["--all"])
         report("harness run --all (quick), cold: linear-layer FLOPs at the fp32 peak",
-               f"{minutes(floor)} ({what}; peak {peak:.0f} GFLOP/s)",
-               "no fp32 run on this CPU can be faster")
+               f"{minutes(floor)} ({what}; peak {peak:.0f} GFLOP/s); cold = {cold / floor:.2f}x "
+               "this floor", "no fp32 run on this CPU can be faster; aim: cold <= 1.5x")
         warm = []
         for _ in range(args.repeat):
-            seconds, warm_cells = run(["--all"], folder)
+            seconds, warm_cells, _ = run(["--all"], folder)
             warm.append(seconds)
         report("harness run --all (quick), warm", f"{statistics.median(warm):.1f} s; "
                f"{warm_cells}", f"target <= 10 s: {verdict(statistics.median(warm) <= 10)}")
         merges = [*default_merges(), args.add_merge]
         grown = ["--all", *[a for m in merges for a in ("--merge", m)]]
-        extra, extra_cells = run(grown, folder)
+        extra, extra_cells, extra_stages = run(grown, folder)
         report(f"harness run --all (quick), one more merge ({args.add_merge})",
                f"{minutes(extra)} = {extra / cold:.2f} of cold; {extra_cells}",
                f"target <= 1/5 of cold: {verdict(extra <= cold / 5)}")
+        report(f"harness run --all (quick), one more merge ({args.add_merge}): stages",
+               extra_stages.removeprefix("time: "))
         floor, what, _ = flop_floor(folder, peak, grown, cold_variants)
         report(f"harness run --all (quick), one more merge ({args.add_merge}): linear-layer "
                "FLOPs at the fp32 peak", f"{minutes(floor)} ({what})",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
@@ -131,9 +131,28 @@ class Encoder(Component):
     family: ClassVar[Family]
     #: a non-LLM trained from scratch (its base is a random initialisation)
     from_scratch: ClassVar[bool] = False
+    #: what a label omits: parameters at these values are not written in row names (e.g.
+    #: ``{"precision": "fp32"}`` once ``settled`` has replaced ``auto``)
+    label_defaults: ClassVar[dict[str, Any]] = {}
 
     def load(self, device: str) -> Backbone:
         raise NotImplementedError
+
+    def settled(self, device: str) -> Encoder:
+        """This encoder with every choice that depends on the machine made for ``device``
+        (``cpu``, ``cuda``, ``cuda:1``) from facts that are the same in every process there
+        (CPU flags, the device kind), never from timings: e.g. ``precision=auto`` replaced by
+        ``fp32`` or ``bf16``. The harness calls it before any key is made, so the choice is
+        part of every key and of the export; a Ray run uses the driver's choice on every
+        node. Default: the encoder itself."""
+        return self
+
+    def number_format(self) -> str:
+        """The number format of its forward passes once settled (``fp32``, ``bf16``): shown
+        by ``harness export`` and the leaderboard. Default: its ``precision`` parameter if it
+        has one (a string), else ``fp32``."""
+        value = getattr(self, "precision", None)
+        return value if isinstance(value, str) and value else "fp32"
 
 
 def render(seq: Seq[int]) -> str:

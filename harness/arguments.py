@@ -57,6 +57,8 @@ def build_parser() -> Parser:
     run.add_argument("--out", default=DEFAULT_OUT, help="leaderboard file to write")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failed cell")
+    run.add_argument("--timing", action="store_true", help="say where the wall time went "
+                     "(seconds per stage) even when stderr is not a terminal")
     run.add_argument("--executor", default="local", choices=("local", "ray"),
                      help="local: this process; ray: independent jobs as Ray tasks")
     run.add_argument("--ray-address", default=None, metavar="ADDR",

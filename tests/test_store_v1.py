@@ -2,7 +2,8 @@
 place, renders the same leaderboard (apart from the source hash) and recomputes only what a
 changed task touches; once upgraded, it renders from the store alone, without the plugins that
 made it. (The expected page was re-rendered from the unchanged store when the page gained its
-task design section, issue #16: every figure on it is what the schema-1 harness rendered.)"""
+task design section, issue #16, and its Reproducibility block gained the precision line, issue
+#20: every figure on it is what the schema-1 harness rendered.)"""
 
 from __future__ import annotations
 

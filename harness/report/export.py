@@ -17,9 +17,9 @@ from typing import Any
 
 from harness.store.records import ResultsReader
 
-CELL_COLUMNS = ("variant", "encoder", "family", "adapter", "train_task", "seed", "merge", "group",
-                "task", "metric", "value", "note", "profile", "eval_seed", "run_id", "cell",
-                "metric_key", "higher_is_better")
+CELL_COLUMNS = ("variant", "encoder", "family", "precision", "adapter", "train_task", "seed",
+                "merge", "group", "task", "metric", "value", "note", "profile", "eval_seed",
+                "run_id", "cell", "metric_key", "higher_is_better")
 
 
 def _finite(value: Any) -> Any:
@@ -38,6 +38,7 @@ def cells(store: ResultsReader) -> list[dict[str, Any]]:
         if v is None:
             continue
         out.append({"variant": s.variant, "encoder": v.encoder, "family": v.family,
+                    "precision": v.precision,
                     "adapter": v.adapter, "train_task": v.train_task, "seed": v.seed,
                     "merge": v.merge, "group": v.group, "task": s.task, "metric": s.metric,
                     "value": _finite(s.value), "note": s.note, "profile": s.profile,

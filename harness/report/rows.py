@@ -83,11 +83,21 @@ def merge_label(v: VariantRecord) -> str:
     return head + (":" + ",".join(kept) if kept else "")
 
 
+def encoder_label(v: VariantRecord) -> str:
+    """A variant's encoder as its row names it: its label, with the precision added where the
+    label leaves it out and it is not fp32 (a variant stored before precision was settled says
+    ``precision=auto``), so that rows of two precisions are never one row."""
+    fmt = v.precision
+    if fmt == "fp32" or f"precision={fmt}" in v.encoder:
+        return v.encoder
+    return v.encoder + ("," if ":" in v.encoder else ":") + f"precision={fmt}"
+
+
 def _row(v: VariantRecord) -> Row:
     # a trained variant always has a train task; merged: the identity of a merge is stored
     # (the label of an unmerged variant is the reference's name, for info that does not parse)
     merged = v.info["merge"] is not None if "merge" in v.info else v.merge != NONE
-    return Row(v.group, v.encoder, v.adapter, v.train_task, merge_label(v), v.family,
+    return Row(v.group, encoder_label(v), v.adapter, v.train_task, merge_label(v), v.family,
                trained=v.train_task is not None, merged=merged, roles=dict(v.roles))
 
 
@@ -109,7 +119,8 @@ def load_rows(store: ResultsReader, profile: str, seed: int, only: set[str] | No
             variants[s.variant].seed if variants[s.variant].seed is not None else -1,
             s.variant, s.cell, s.metric)):
         v = variants[s.variant]
-        row = rows.setdefault((v.encoder, v.adapter, v.train_task, merge_label(v)), _row(v))
+        row = rows.setdefault((encoder_label(v), v.adapter, v.train_task, merge_label(v)),
+                              _row(v))
         if v.seed is not None and v.seed not in row.seeds:
             row.seeds.append(v.seed)
         row.variants.add(s.variant)

@@ -178,9 +178,19 @@ def reproducibility(store: ResultsReader, profile: str, seed: int, rows: list[Ro
     packages = {k: v for k, v in stored.items() if not k.startswith(PLUGIN)}
     plugins = {k.removeprefix(PLUGIN): v for k, v in stored.items() if k.startswith(PLUGIN)}
     seeds = sorted({s for r in rows for s in r.seeds})
+    variants = store.variants()
+    formats: dict[str, set[str]] = {}  # encoder -> the number formats its rows ran in
+    for r in rows:
+        for key in r.variants:
+            if key in variants:
+                formats.setdefault(r.encoder, set()).add(variants[key].precision)
     return ["## Reproducibility", "",
             f"- profile `{md(profile)}`, evaluation seed {seed}, training seeds "
             f"{', '.join(map(str, seeds)) or '—'}",
+            "- precision (the number format of each encoder's forward passes, settled for the "
+            "machine before any key is made; part of every key): " + (", ".join(
+                f"{md(enc)} {'/'.join(sorted(md(f) for f in fmts))}"
+                for enc, fmts in sorted(formats.items())) or "—"),
             f"- harness source hash `{source_hash()}` (core, built-in plugins and tasks)",
             "- packages: " + ", ".join(f"{md(k)} {md(v)}" for k, v in sorted(packages.items())),
             *(["- plugins that supplied a component of the latest run: " + ", ".join(

@@ -35,6 +35,16 @@ class VariantRecord:
     #: written before roles were stored until it is backfilled
     roles: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def precision(self) -> str:
+        """The number format its encoder ran in (``Encoder.number_format``); for a variant
+        stored before that was recorded, its encoder's ``precision`` parameter (``auto``:
+        not known) or ``fp32`` for an encoder without one."""
+        if "precision" in self.info:
+            return str(self.info["precision"])
+        params = (self.info.get("encoder") or {}).get("params") or {}
+        return str(params.get("precision") or "fp32")
+
 
 @dataclass(frozen=True)
 class ScoreRecord:
