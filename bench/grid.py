@@ -67,13 +67,16 @@ def flop_floor(folder: Path, peak: float, args: list[str], before: set[str] | No
     from harness.keys import embedding_key, encoder_key, eval_key
     from harness.plan import plan_request
     from harness.plugins.training import schedule
+    from harness.run import pick_device
     from harness.samples import eval_sample, train_sample
     from harness.store import Store
 
     os.environ["HARNESS_CACHE"] = str(folder / "cache")
     reg = load_registry([])
     profile = PROFILES["quick"]
-    plan = plan_request(reg, request_of(build_parser().parse_args(["run", *args])))
+    # settled for the device the measured run picked (`--device auto`), as its keys were
+    plan = plan_request(reg, request_of(build_parser().parse_args(["run", *args])),
+                        pick_device("auto"))
     store = Store(folder / "store")
     flops, passes, runs = 0.0, 0, 0
     old = [v for v in plan.variants if v.key in (before or set())]

@@ -98,7 +98,8 @@ def test_an_encoder_without_machine_choices_keeps_its_keys() -> None:
 def _run(model: str, store: Path, out: Path, precision: str) -> None:
     code = main(["run", "--encoder", f"hf:model={model},precision={precision}", "--adapter",
                  "none", "--merge", "none", "--task", "parity", "--task", "primality",
-                 "--metric", "silhouette", "--profile", "smoke", "--store", str(store),
+                 "--metric", "silhouette", "--profile", "smoke", "--device", "cpu",
+                 "--store", str(store),
                  "--out", str(out)])
     assert code == 0
 

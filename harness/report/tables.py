@@ -14,7 +14,7 @@ from tabulate import tabulate
 
 from harness.provenance import PLUGIN
 from harness.report.figures import Figures
-from harness.report.rows import Row
+from harness.report.rows import Row, encoder_label
 from harness.store.records import ResultsReader
 
 #: what a plugin-provided string's characters become on the page (``md``)
@@ -130,7 +130,7 @@ def notes(store: ResultsReader, profile: str, seed: int, only: set[str] | None) 
     variants = store.variants()
     failures = [f for f in store.failures(profile, seed) if f.variant in variants
                 and (only is None or f.variant in only)]
-    failures.sort(key=lambda f: (variants[f.variant].encoder, variants[f.variant].adapter,
+    failures.sort(key=lambda f: (encoder_label(variants[f.variant]), variants[f.variant].adapter,
                                  variants[f.variant].train_task or "",
                                  variants[f.variant].merge, f.task))
     out: list[str] = []
@@ -143,7 +143,7 @@ def notes(store: ResultsReader, profile: str, seed: int, only: set[str] | None) 
             v = variants[f.variant]
             first = f.error.splitlines()[0] if f.error else ""
             trained = f"@{md(v.train_task)}" if v.train_task is not None else ""
-            out.append(f"- {md(v.encoder)} {md(v.adapter)}{trained} "
+            out.append(f"- {md(encoder_label(v))} {md(v.adapter)}{trained} "
                        f"{md(v.merge)} on {md(f.task)}: {md(first)}")
         out.append("")
     return out
