@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
-from test_hf import _tokenizer
+from test_hf import tiny_bert  # noqa: F401, F811 - the fixture, shared
 
 from harness import keys
 from harness.api import Encoder
@@ -20,18 +19,6 @@ from harness.plugins import hf as hf_module
 from harness.plugins.pretrained import MiniLM, SmolLM2
 from harness.selection import Request
 from harness.settle import pinned
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny-bert-precision")
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=16, hidden_size=32, num_hidden_layers=1,
-                         num_attention_heads=4, intermediate_size=64)).save_pretrained(folder)
-    _tokenizer().save_pretrained(folder)
-    return str(folder)
 
 
 def amx(monkeypatch: pytest.MonkeyPatch, present: bool) -> None:
@@ -104,9 +91,9 @@ def _run(model: str, store: Path, out: Path, precision: str) -> None:
     assert code == 0
 
 
-def test_a_fp32_store_is_not_reused_by_a_bf16_run(tiny_bert: str, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_fp32_store_is_not_reused_by_a_bf16_run(
+        tiny_bert: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        capsys: pytest.CaptureFixture[str]) -> None:
     store, out = tmp_path / "s", tmp_path / "lb" / "README.md"
     _run(tiny_bert, store, out, "fp32")
     assert capsys.readouterr().out.strip() == "cells: 2 computed, 0 reused, 0 failed"
