@@ -3,8 +3,9 @@
 - cold: an empty store and an empty model cache (SmolLM2's one-time GGUF conversion included),
   as on a fresh clone;
 - warm: the same command again, everything cached (median of ``--repeat``);
-- one more merge: the default merges plus ``--add-merge`` (default ``ties``) on the finished
-  store: its variants train nothing and reuse every checkpoint.
+- one more merge: the whole default grid (its merges and the cross-task comparators named)
+  plus ``--add-merge`` (default ``ties``) on the finished store: its variants train nothing and
+  reuse every checkpoint, and every other cell is reused.
 
 Everything runs in a temporary folder, which is removed afterwards.
 
@@ -24,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import fail, fp32_peak_gflops, report, verdict
+from common import fail, peak_gflops, report, verdict
 
 HARNESS = str(Path(sys.executable).parent / "harness")
 
@@ -46,14 +47,19 @@ def run(args: list[str], folder: Path) -> tuple[float, str, str]:
 
 
 def default_merges() -> list[str]:
+    """The merges `--all` runs, as specs: those marked in_all, and the ranking's comparators
+    across tasks (named, so that naming merges leaves none of the default grid out)."""
     out = subprocess.run([HARNESS, "plugins", "--json"], capture_output=True, text=True,
                          check=True).stdout
-    return [m["name"] for m in json.loads(out)["merges"] if m["in_all"]]
+    merges = json.loads(out)["merges"]
+    return [m["name"] for m in merges if m["in_all"]] + \
+        [f"{m['name']}:over=tasks" for m in merges if m.get("comparator")]
 
 
-def flop_floor(folder: Path, peak: float, args: list[str], before: set[str] | None = None
-               ) -> tuple[float, str, set[str]]:
-    """Seconds the linear layers of `harness run ARGS` need at the measured fp32 peak: every
+def flop_floor(folder: Path, peaks: dict[str, float], args: list[str],
+               before: set[str] | None = None) -> tuple[float, str, set[str]]:
+    """Seconds the linear layers of `harness run ARGS` need at the measured matmul peak of the
+    precision each encoder settled (``peaks``: GFLOP/s by number format): every
     distinct embedding pass (variants sharing weights share one, as in the store) and every
     training step (forward + backward: 4 FLOPs per weight and token with frozen weights, 6 for
     full fine-tuning), over the real (unpadded) tokens; only for variants not in ``before``
@@ -78,7 +84,8 @@ def flop_floor(folder: Path, peak: float, args: list[str], before: set[str] | No
     plan = plan_request(reg, request_of(build_parser().parse_args(["run", *args])),
                         pick_device("auto"))
     store = Store(folder / "store")
-    flops, passes, runs = 0.0, 0, 0
+    seconds, passes, runs = 0.0, 0, 0
+    formats: set[str] = set()
     old = [v for v in plan.variants if v.key in (before or set())]
     old_runs = {key for v in old for _, key in v.runs}
     by_encoder: dict[str, list] = {}
@@ -87,6 +94,9 @@ def flop_floor(folder: Path, peak: float, args: list[str], before: set[str] | No
             by_encoder.setdefault(encoder_key(variant.encoder), []).append(variant)
     for variants in by_encoder.values():
         backbone = variants[0].encoder.load("cpu")
+        number_format = variants[0].encoder.number_format()
+        formats.add(number_format)
+        flops = 0.0
         params = linear_params(backbone.module)
         tokens = sum(sum(backbone.lengths(eval_sample(t, profile, 0))) for t in plan.tasks)
         first = eval_key(plan.tasks[0], profile, 0)
@@ -104,8 +114,10 @@ def flop_floor(folder: Path, peak: float, args: list[str], before: set[str] | No
             flops += (6 if adapter == "full" else 4) * params * per_seq * steps * \
                 profile.batch_size
         runs += len(trained)
+        seconds += flops / (peaks[number_format] * 1e9)
     store.close()
-    return (flops / (peak * 1e9), f"{passes} embedding passes, {runs} training runs",
+    at = ", ".join(f"{f} {peaks[f]:.0f} GFLOP/s" for f in sorted(formats))
+    return (seconds, f"{passes} embedding passes, {runs} training runs; peak {at}",
             {v.key for v in plan.variants})
 
 
@@ -117,6 +129,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--add-merge", default="ties")
+    parser.add_argument("--baseline", type=float, metavar="SECONDS", help="a cold run of the "
+                        "grid before (e.g. before the cross-task track), measured on this "
+                        "machine: the cold run is compared with it")
     parser.add_argument("--keep", metavar="FOLDER", help="run in FOLDER (new or empty) and "
                         "keep its store, e.g. to render the leaderboard from the cold run")
     args = parser.parse_args()
@@ -125,15 +140,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
         folder = Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        peak = fp32_peak_gflops()  # on the idle machine, before the runs
+        # on the idle machine, before the runs
+        peaks = {f: peak_gflops(f) for f in ("fp32", "bf16")}
         cold, cells, stages = run(["--all"], folder)
         report("harness run --all (quick), cold", f"{minutes(cold)}; {cells}",
                f"target <= 10 min: {verdict(cold <= 600)}")
+        if args.baseline:
+            report("harness run --all (quick), cold against the grid before",
+                   f"{minutes(cold)} / {minutes(args.baseline)} = {cold / args.baseline:.2f}x",
+                   f"target <= 1x on this CPU kind: {verdict(cold <= args.baseline)}; "
+                   f"<= 1.5x: {verdict(cold <= 1.5 * args.baseline)}")
         report("harness run --all (quick), cold: stages", stages.removeprefix("time: "))
-        floor, what, cold_variants = flop_floor(folder, peak, ["--all"])
-        report("harness run --all (quick), cold: linear-layer FLOPs at the fp32 peak",
-               f"{minutes(floor)} ({what}; peak {peak:.0f} GFLOP/s); cold = {cold / floor:.2f}x "
-               "this floor", "no fp32 run on this CPU can be faster; aim: cold <= 1.5x")
+        floor, what, cold_variants = flop_floor(folder, peaks, ["--all"])
+        report("harness run --all (quick), cold: linear-layer FLOPs at the matmul peak",
+               f"{minutes(floor)} ({what}); cold = {cold / floor:.2f}x this floor",
+               "no run in these precisions on this CPU can be faster; aim: cold <= 1.5x")
         warm = []
         for _ in range(args.repeat):
             seconds, warm_cells, _ = run(["--all"], folder)
@@ -148,10 +169,10 @@ def main() -> int:
                f"target <= 1/5 of cold: {verdict(extra <= cold / 5)}")
         report(f"harness run --all (quick), one more merge ({args.add_merge}): stages",
                extra_stages.removeprefix("time: "))
-        floor, what, _ = flop_floor(folder, peak, grown, cold_variants)
+        floor, what, _ = flop_floor(folder, peaks, grown, cold_variants)
         report(f"harness run --all (quick), one more merge ({args.add_merge}): linear-layer "
-               "FLOPs at the fp32 peak", f"{minutes(floor)} ({what})",
-               "no fp32 run on this CPU can be faster")
+               "FLOPs at the matmul peak", f"{minutes(floor)} ({what})",
+               "no run in these precisions on this CPU can be faster")
     return 0
 
 

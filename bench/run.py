@@ -39,7 +39,7 @@ FIGURE = re.compile(r"^\S.*?: .+ \(.+\)$")  # names may hold ':' (slerp:between=
 def machine() -> list[str]:
     import torch
 
-    from harness.plugins.hf import cpu_flags
+    from harness.plugins.hf import cpu_bf16_pays, cpu_flags
 
     cpu = platform.processor() or "?"
     memory = "?"
@@ -57,7 +57,7 @@ def machine() -> list[str]:
                             text=True, cwd=HERE).stdout.strip() or "?"
     return [f"- CPU: {cpu}, {os.cpu_count()} logical cores, {memory} memory",
             f"- SIMD: {', '.join(simd) or 'none of avx2/avx512/amx'}"
-            f"{'' if 'amx_bf16' in flags else ' (no AMX: bf16 matmuls are emulated)'}",
+            f"{'' if cpu_bf16_pays() else ' (no AMX or avx512_bf16: bf16 matmuls are emulated)'}",
             f"- GPU: {gpu}",
             f"- torch {torch.__version__} ({torch.get_num_threads()} threads), Python "
             f"{platform.python_version()}, {platform.system()} {platform.release()}",

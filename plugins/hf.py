@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 
 from harness.api import Backbone, Encoder, HarnessError, Sequence, render
@@ -33,37 +34,41 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
                      for flag in line.partition(":")[2].split())
 
 
-def cpu_bf16_pays(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether this CPU has AMX, the one place bf16 matmuls pay on a CPU (~3x fp32 there).
+#: CPU flags of native bf16 matmuls: AMX tiles, or AVX-512 bf16 dot products (AMD Zen 4/5,
+#: Intel Cooper Lake). Measured (bench/RESULTS.md): a bf16 matmul 3.6x fp32 with AMX and
+#: 2.3-3.8x with avx512_bf16 alone; without either, bf16 is emulated (~50x slower than fp32).
+NATIVE_BF16 = ("amx_bf16", "avx512_bf16")
 
-    Without it bf16 is emulated on AVX2 (~50x slower than fp32 here) and unmeasured on
-    avx512_bf16 alone, so those keep fp32 (as does a machine whose flags cannot be read). Read
-    from the CPU's flags, never timed: every process on one machine must settle the same
+
+def cpu_bf16_pays(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU multiplies bf16 natively (``NATIVE_BF16`` among its flags), where bf16
+    autocast runs the built-in encoders 2-3x faster than fp32 (bench/precision.py).
+
+    Read from the CPU's flags, never timed: every process on one machine must settle the same
     precision (a timed choice picked fp32 in one process of six on an AMX machine); the
-    settled value is part of every key (``SettlesPrecision``).
+    settled value is part of every key (``SettlesPrecision``). A machine whose flags cannot be
+    read keeps fp32.
     """
-    return "amx_bf16" in cpu_flags(cpuinfo)
+    return any(flag in cpu_flags(cpuinfo) for flag in NATIVE_BF16)
+
+
+def auto_precision(device: str, bf16_on_cpu: bool = True) -> str:
+    """What ``precision=auto`` settles to on ``device`` here: ``bf16`` on CUDA with bf16 (or
+    a CUDA device this process cannot see, e.g. a Ray worker's) and, for a backbone that
+    declares bf16 pays for it on a CPU (``bf16_on_cpu``), on CPUs with native bf16 matmuls;
+    else ``fp32``. From the device kind, the CPU's flags and the backbone's declaration only:
+    the same in every process."""
+    if device.startswith("cuda"):
+        return "bf16" if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() \
+            else "fp32"
+    return "bf16" if bf16_on_cpu and cpu_bf16_pays() else "fp32"
 
 
 def autocast_dtype(device: str, precision: str) -> torch.dtype | None:
     """The autocast dtype for this device, or None for plain fp32."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if cpu_bf16_pays() else None
-
-
-def auto_precision(device: str) -> str:
-    """What ``precision=auto`` settles to on ``device`` here: ``bf16`` on CUDA with bf16 (or
-    a CUDA device this process cannot see, e.g. a Ray worker's) and on CPUs with AMX, else
-    ``fp32``. From the device kind and the CPU's flags only: the same in every process."""
-    if device.startswith("cuda"):
-        return "bf16" if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() \
-            else "fp32"
-    return "bf16" if cpu_bf16_pays() else "fp32"
+    if precision == "auto":
+        precision = auto_precision(device)
+    return torch.bfloat16 if precision == "bf16" else None
 
 
 class SettlesPrecision:
@@ -72,11 +77,15 @@ class SettlesPrecision:
     ``precision=fp32``."""
 
     label_defaults: ClassVar[dict[str, Any]] = {"precision": "fp32"}
+    #: the backbone's declaration that bf16 autocast pays for it on a CPU with native bf16
+    #: (its forward and training are matmul-bound): ``auto`` settles bf16 there only if True
+    bf16_on_cpu: ClassVar[bool] = True
 
     def settled(self, device: str) -> Any:
         if self.precision != "auto":
             return self
-        return dataclasses.replace(self, precision=auto_precision(device))  # type: ignore
+        return dataclasses.replace(  # type: ignore
+            self, precision=auto_precision(device, self.bf16_on_cpu))
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -114,6 +123,12 @@ class HFBackbone(Backbone):
 
     def lengths(self, seqs: Seq[Sequence]) -> list[int]:
         return [len(ids) for ids in self.tokenizer([render(s) for s in seqs])["input_ids"]]
+
+    def embed(self, seqs: Seq[Sequence], batch_size: int = 64) -> np.ndarray:
+        # one autocast region over every batch: autocast then casts each fp32 weight to bf16
+        # once per call instead of once per batch (bit-identical; MiniLM embeds ~20% faster)
+        with self._autocast():
+            return super().embed(seqs, batch_size)
 
     def encode(self, seqs: Seq[Sequence]) -> torch.Tensor:
         batch = self.tokenizer([render(s) for s in seqs], padding=True, return_tensors="pt")
@@ -226,7 +241,8 @@ class HF(SettlesPrecision, Encoder):
     family: str = field(default="", metadata={
         "help": "llm | non-llm; empty: inferred from the architecture"})
     precision: Precision = field(default="auto", metadata={
-        "help": "auto (bf16 where it is faster: CUDA, CPUs with AMX) | fp32 | bf16"})
+        "help": "auto (bf16 where it is faster: CUDA, CPUs with AMX or avx512_bf16) | fp32 | "
+                "bf16"})
     trust_remote_code: bool = field(default=False, metadata={
         "help": "run the model repository's own code (only for sources you trust)"})
 

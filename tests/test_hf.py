@@ -3,18 +3,21 @@ loading code a user with a hub connection or a local model folder runs."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
 
-from harness.api import PROFILES, HarnessError
+from harness.api import PROFILES, Backbone, HarnessError
 from harness.cli import main
 from harness.params import build
 from harness.plugins import lora as lora_module
 from harness.plugins.hf import (
     HF,
+    auto_precision,
     autocast_dtype,
     cpu_bf16_pays,
     looks_local,
@@ -169,16 +172,51 @@ def test_precision_choice() -> None:
     assert autocast_dtype("cpu", "auto") is (torch.bfloat16 if cpu_bf16_pays() else None)
 
 
-def test_cpu_bf16_only_with_amx_from_the_flags(tmp_path: Path) -> None:
-    """Read from the CPU's flags, never timed: the same answer in every process."""
-    amx, avx2 = tmp_path / "amx", tmp_path / "avx2"
+def test_cpu_bf16_from_the_flags(tmp_path: Path) -> None:
+    """Native bf16 (AMX, or avx512_bf16 alone) read from the CPU's flags, never timed: the
+    same answer in every process."""
+    amx, zen, avx2 = tmp_path / "amx", tmp_path / "zen", tmp_path / "avx2"
     amx.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n\n"
                    "processor\t: 1\nflags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n")
-    avx2.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma avx512_bf16\n"
-                    "model name\t: amx_bf16 in a name is not a flag\n")
+    zen.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma avx512f avx512_bf16\n")
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma avx512f avx512_vnni\n"
+                    "model name\t: amx_bf16 avx512_bf16 in a name are not flags\n")
     assert cpu_bf16_pays(str(amx)) is True
+    assert cpu_bf16_pays(str(zen)) is True
     assert cpu_bf16_pays(str(avx2)) is False
     assert cpu_bf16_pays(str(tmp_path / "missing")) is False
+
+
+def test_auto_precision_follows_the_backbones_declaration(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 on a native-bf16 CPU only for a backbone that declares it pays (bf16_on_cpu)."""
+    import harness.plugins.hf as hf_module
+
+    for native in (True, False):
+        monkeypatch.setattr(hf_module, "cpu_bf16_pays", lambda cpuinfo="", n=native: n)
+        assert auto_precision("cpu") == ("bf16" if native else "fp32")
+        assert auto_precision("cpu", bf16_on_cpu=False) == "fp32"
+
+        @dataclasses.dataclass(frozen=True)
+        class Declines(HF):
+            bf16_on_cpu: ClassVar[bool] = False
+
+        assert Declines.bf16_on_cpu is False
+        with monkeypatch.context() as m:  # settle without reading a model folder
+            m.setattr(HF, "__post_init__", lambda self: None)
+            assert HF(model="x").settled("cpu").precision == ("bf16" if native else "fp32")
+            assert Declines(model="x").settled("cpu").precision == "fp32"
+            assert HF(model="x", precision="bf16").settled("cpu").precision == "bf16"
+
+
+def test_one_autocast_region_per_embed_is_bit_identical(tiny_bert: str) -> None:
+    """HFBackbone.embed wraps every batch in one autocast region (weights cast once): the
+    same numbers as casting per batch through encode."""
+    backbone = HF(model=tiny_bert, precision="bf16").load("cpu")
+    seqs = [(i, i + 3, 2 * i) for i in range(40)]
+    whole = backbone.embed(seqs, batch_size=8)
+    per_batch = Backbone.embed(backbone, seqs, batch_size=8)
+    assert np.array_equal(whole, per_batch)
 
 
 def test_lora_checkpoints_are_folded_dense_deltas(tiny_llama: str,
