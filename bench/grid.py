@@ -95,6 +95,7 @@ def flop_floor(folder: Path, peaks: dict[str, float], args: list[str],
     for variants in by_encoder.values():
         backbone = variants[0].encoder.load("cpu")
         number_format = variants[0].encoder.number_format()
+        number_format = number_format if number_format in peaks else "fp32"  # e.g. a plugin's
         formats.add(number_format)
         flops = 0.0
         params = linear_params(backbone.module)

@@ -96,7 +96,11 @@ def merged(old: str, kind: str, block: list[str]) -> str:
     blocks = [b for b in blocks if b[0] != kind] + [(kind, block)]
     out = list(INTRO)
     for name, lines in blocks:
-        out += ["", f"## {name}", *lines]
+        while lines and not lines[0].strip():  # one blank line between blocks, however often
+            lines = lines[1:]                   # the file is rewritten
+        while lines and not lines[-1].strip():
+            lines = lines[:-1]
+        out += ["", f"## {name}", "", *lines]
     return "\n".join(out).rstrip("\n") + "\n"
 
 

