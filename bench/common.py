@@ -75,7 +75,7 @@ def fp32_peak_gflops(seconds: float = 1.0) -> float:
 
 
 def bf16_gflops() -> float:
-    """The measured bf16 matmul rate (AMX ~3.6x fp32, avx512_bf16 ~2.3-3.8x; emulated on
+    """The measured bf16 matmul rate (AMX ~3.6x fp32, avx512_bf16 ~2.3-4.7x; emulated on
     AVX2)."""
     return peak_gflops("bf16", 0.5)
 

@@ -35,7 +35,8 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
 
 #: CPU flags of native bf16 matmuls: AMX tiles, or AVX-512 bf16 dot products (AMD Zen 4/5,
 #: Intel Cooper Lake). Measured (bench/RESULTS.md): a bf16 matmul 3.6x fp32 with AMX and
-#: 2.3-3.8x with avx512_bf16 alone; without either, bf16 is emulated (~50x slower than fp32).
+#: 2.3-4.7x with avx512_bf16 alone (2.3-2.7x on one EPYC, 3.8-4.7x on a Zen 5); without
+#: either, bf16 is emulated (~50x slower than fp32).
 NATIVE_BF16 = ("amx_bf16", "avx512_bf16")
 
 
