@@ -70,16 +70,6 @@ def peak_gflops(dtype: str = "fp32", seconds: float = 1.0) -> float:
     return statistics.median(rates)
 
 
-def fp32_peak_gflops(seconds: float = 1.0) -> float:
-    return peak_gflops("fp32", seconds)
-
-
-def bf16_gflops() -> float:
-    """The measured bf16 matmul rate (AMX ~3.6x fp32, avx512_bf16 ~2.3-4.7x; emulated on
-    AVX2)."""
-    return peak_gflops("bf16", 0.5)
-
-
 def eval_texts(profile: str = "quick", seed: int = 0) -> list[Any]:
     """The sequences a `harness run --all` embeds per variant: every built-in task's eval
     sample on the quick profile (1,000 sequences)."""

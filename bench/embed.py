@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 from common import (
-    bf16_gflops,
     eval_texts,
-    fp32_peak_gflops,
     linear_params,
+    peak_gflops,
     report,
     side_by_side,
     verdict,
@@ -90,10 +89,10 @@ def main() -> int:
     torch.set_grad_enabled(False)
     seqs = eval_texts()
     texts = [render(s) for s in seqs]
-    peak = fp32_peak_gflops()
+    peak = peak_gflops("fp32")
     report("cpu fp32 matmul peak (2048x2048, measured)", f"{peak:.0f} GFLOP/s",
            f"{torch.get_num_threads()} threads")
-    bf16 = bf16_gflops()
+    bf16 = peak_gflops("bf16")
     report("cpu bf16 matmul (2048x2048, 1024x1024 where emulated, measured)",
            f"{bf16:.0f} GFLOP/s = {bf16 / peak:.2f}x fp32",
            "bf16 pays only above 1x: AMX, avx512_bf16 or a GPU")

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import bf16_gflops, eval_texts, fp32_peak_gflops, report, side_by_side
+from common import eval_texts, peak_gflops, report, side_by_side
 
 from harness.api import PROFILES
 from harness.cli import load_registry
@@ -74,7 +74,7 @@ def main() -> int:
     flags = cpu_flags()
     kinds = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     report("cpu flags", ", ".join(kinds) or "none read")
-    peak, bf16 = fp32_peak_gflops(), bf16_gflops()
+    peak, bf16 = peak_gflops("fp32"), peak_gflops("bf16")
     report("matmul fp32 / bf16 (measured)", f"{peak:.0f} / {bf16:.0f} GFLOP/s = "
            f"{bf16 / peak:.2f}x", "bf16 pays above 1x")
     report("precision=auto settles to", auto_precision("cpu"))

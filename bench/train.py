@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 import torch
-from common import fp32_peak_gflops, linear_params, report, side_by_side
+from common import linear_params, peak_gflops, report, side_by_side
 
 from harness.api import PROFILES, Profile, render
 from harness.cli import load_registry
@@ -61,7 +61,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    peak = fp32_peak_gflops()
+    peak = peak_gflops("fp32")
     task = load_registry([]).components["tasks"]["parity"]()
     seqs = train_sample(task, PROFILES["quick"], 0)
     labels = [int(task.label(s) or 0) for s in seqs]
