@@ -1,4 +1,6 @@
-"""Metric time at 2,000 and 10,000 embeddings, and the error silhouette's subsampling adds.
+"""Metric time at 2,000 and 10,000 embeddings, the error silhouette's subsampling adds, and a
+cell's scoring right after a torch pass with numpy's BLAS on every core or on one thread
+(``harness.threads``: what the runner does).
 
 Embeddings are synthetic: two classes of 576-dimensional points (SmolLM2's width) whose means
 differ by 1.5 noise standard deviations in 64 of the directions (silhouette ~0.1, as on
@@ -19,6 +21,8 @@ from common import report, side_by_side
 
 from harness.cli import load_registry
 from harness.plugins.cluster_metrics import Silhouette
+from harness.scoring import Metrics
+from harness.threads import one_blas_thread
 
 DIM = 576
 
@@ -29,6 +33,49 @@ def embeddings(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     X = rng.normal(size=(n, DIM)).astype(np.float32)
     X[:, :64] += y[:, None] * 1.5
     return X, y
+
+
+def blas_threads(metrics: list, repeat: int) -> None:
+    """Ten cells of n rows (the quick profile's 100, the paper's 1,000), each scored with every
+    default metric and its bootstrap draws just after a torch matmul (as after an embedding
+    pass, whose OpenMP threads still spin): BLAS on every core against one thread."""
+    import torch
+
+    a = torch.randn(1024, 1024)
+    for n in (100, 1000):
+        cells = [embeddings(n, seed) for seed in range(10)]
+
+        def score(cells=cells):  # type: ignore[no-untyped-def]
+            scorer, out = Metrics(metrics), []
+            for i, (X, y) in enumerate(cells):
+                a @ a
+                rows, samples = scorer.score(X, y, f"bench-{i}", set(), task="t", seed=0)
+                out.append(([r[2] for r in rows], [samples[k] for k in sorted(samples)]))
+            return out
+
+        def one() -> list:
+            with one_blas_thread():
+                return score()
+
+        times, outs = side_by_side({"every": score, "one": one}, repeat)
+        diff = largest_difference(outs["every"], outs["one"])
+        report(f"cell scoring after a torch pass, n={n}, BLAS on every core / one thread",
+               f"{times['every'] / 10:.3f} / {times['one'] / 10:.3f} s per cell = "
+               f"{times['every'] / times['one']:.2f}x; largest difference in a score or draw "
+               f"{diff:.1e}")
+
+
+def largest_difference(a: list, b: list) -> float:
+    """The largest |difference| between two runs' scores and draws (NaN where both are)."""
+    worst = 0.0
+    for (rows_a, draws_a), (rows_b, draws_b) in zip(a, b, strict=True):
+        pairs = [(np.asarray(rows_a, float), np.asarray(rows_b, float)),
+                 *zip(draws_a, draws_b, strict=True)]
+        for p, q in pairs:
+            d = np.abs(np.asarray(p) - np.asarray(q))
+            d = d[np.isfinite(d)]
+            worst = max(worst, float(d.max()) if d.size else 0.0)
+    return worst
 
 
 def main() -> int:
@@ -50,6 +97,8 @@ def main() -> int:
             report(f"metric time {metric.name}, n={n}", f"{times[metric.name]:.3f} s")
         report(f"metric time all {len(metrics)} default metrics, n={n}",
                f"{sum(times.values()):.2f} s")
+
+    blas_threads(metrics, args.repeat)
 
     # silhouette is quadratic in n: above max_samples rows it scores a stratified subsample
     X, y = embeddings(10000)

@@ -27,6 +27,7 @@ from harness.selection import Request
 from harness.settle import settle_device
 from harness.store import Store
 from harness.store.artifacts import Artifacts
+from harness.threads import one_blas_thread
 from harness.timing import CLOCK, stage
 
 #: a progress display: entered with the number of cells, yields ``advance(n)``
@@ -206,7 +207,7 @@ def _execute(registry: Registry, request: Request, options: Options,
             outcome.stopped = str(err)
         outcome.summary = runner.summary
     if outcome.stopped is None:  # CKA to the base, what else is encoded: from the store
-        with stage("analysis"):
+        with stage("analysis"), one_blas_thread():
             for what, error, trace in analyse(plan, store, run_id):  # tasks whose labels broke
                 outcome.summary.fault(what, error, trace)
     store.finish_run(run_id, _now())

@@ -23,6 +23,7 @@ from harness.samples import eval_sample
 from harness.scoring import Metrics, MetricsRaised, checked_backbone, checked_embeddings
 from harness.store.faults import is_machine_fault
 from harness.store.records import RunStore
+from harness.threads import one_blas_thread
 from harness.timing import stage
 from harness.weights import Weights
 
@@ -151,7 +152,7 @@ class Runner:
                 for cell in cells:
                     self.fail(cell, err)
                 continue
-            with stage("scoring"):
+            with stage("scoring"), one_blas_thread():
                 for cell in cells:
                     self._score(cell, embeddings[cell.task.name])
         self.weights.clear()

@@ -23,6 +23,7 @@ from harness.plan import Plan, Variant
 from harness.reference import NONE
 from harness.samples import train_sample, valid_sample
 from harness.store.records import RunStore
+from harness.threads import one_blas_thread
 from harness.timing import stage
 
 
@@ -164,8 +165,9 @@ class Weights:
             try:
                 with stage("held-out scoring"):
                     X = backbone.embed(every)
-                    found = [one(X[bounds[i]:bounds[i + 1]], y)
-                             for i, (_, y) in enumerate(samples)]
+                    with one_blas_thread():
+                        found = [one(X[bounds[i]:bounds[i + 1]], y)
+                                 for i, (_, y) in enumerate(samples)]
             finally:
                 backbone.load_weights(base)
             return float(np.mean(found)) if all(math.isfinite(v) for v in found) \

@@ -5,6 +5,7 @@ fp32 is not reused by a run that settles bf16; a Ray run uses the driver's choic
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,9 @@ def test_a_fp32_store_is_not_reused_by_a_bf16_run(
         assert ("precision=bf16" in c["encoder"]) == (c["precision"] == "bf16")
     page = out.read_text()
     assert "- precision (the number format" in page
-    assert "precision=bf16 bf16" in page.split("## Reproducibility")[1]
+    block = page.split("## Reproducibility")[1].split("\n- harness source")[0]
+    assert re.search(r"hf:model=\S+ bf16$", block), block  # the rows of this run: bf16
+    assert "precision=" not in block.split("part of every key):")[1], block
 
 
 def test_rows_of_two_precisions_are_never_one_row() -> None:

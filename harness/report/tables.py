@@ -171,6 +171,13 @@ def source_hash() -> str:
     return digest.hexdigest()[:16]
 
 
+def without_precision(label: str) -> str:
+    """An encoder's row label without its ``precision=`` parameter (the block states it)."""
+    name, _, params = label.partition(":")
+    kept = [p for p in params.split(",") if p and not p.startswith("precision=")]
+    return name + (":" + ",".join(kept) if kept else "")
+
+
 def reproducibility(store: ResultsReader, profile: str, seed: int, rows: list[Row]
                     ) -> list[str]:
     latest = store.latest_run(profile)
@@ -183,7 +190,8 @@ def reproducibility(store: ResultsReader, profile: str, seed: int, rows: list[Ro
     for r in rows:
         for key in r.variants:
             if key in variants:
-                formats.setdefault(r.encoder, set()).add(variants[key].precision)
+                formats.setdefault(without_precision(r.encoder), set()).add(
+                    variants[key].precision)
     return ["## Reproducibility", "",
             f"- profile `{md(profile)}`, evaluation seed {seed}, training seeds "
             f"{', '.join(map(str, seeds)) or '—'}",

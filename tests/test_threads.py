@@ -1,0 +1,65 @@
+"""CPU-side numerical work runs with one BLAS thread (harness.threads): a cell's metrics and a
+merge's held-out scores see one, and the thread count is restored after the run."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from harness.cli import main
+
+PLUGIN = textwrap.dedent('''
+    import os
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from threadpoolctl import threadpool_info
+
+    from harness import hookimpl
+    from harness.api import Metric
+
+
+    @dataclass(frozen=True)
+    class BlasThreads(Metric):
+        """The BLAS thread counts it runs under, written to $BLAS_SEEN (one line per call)."""
+        name: ClassVar[str] = "blas-threads"
+        higher_is_better: ClassVar[bool] = True
+        in_all: ClassVar[bool] = False
+
+        def score(self, X, y, rng):
+            counts = sorted({p["num_threads"] for p in threadpool_info()
+                             if p["user_api"] == "blas"})
+            with open(os.environ["BLAS_SEEN"], "a") as f:
+                f.write(" ".join(map(str, counts)) + "\\n")
+            return 0.0
+
+
+    @hookimpl
+    def register_metrics(register):
+        register(BlasThreads)
+''')
+
+
+def blas_threads() -> set[int]:
+    return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+
+def test_scoring_uses_one_blas_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plugin, seen = tmp_path / "blas_metric.py", tmp_path / "seen.txt"
+    plugin.write_text(PLUGIN)
+    monkeypatch.setenv("BLAS_SEEN", str(seen))
+    args = ["--plugin", str(plugin), "run", "--encoder", "scratch", "--adapter", "full",
+            "--merge", "task-arithmetic:metric=blas-threads", "--task", "parity",
+            "--metric", "blas-threads", "--profile", "smoke", "--store", str(tmp_path / "s"),
+            "--out", str(tmp_path / "lb.md")]
+    with threadpool_limits(limits=2, user_api="blas"):  # two even on a one-core machine
+        assert blas_threads() == {2}
+        assert main(args) == 0
+        assert blas_threads() == {2}  # restored
+    lines = seen.read_text().splitlines()
+    # the cells (scratch, its fine-tune, the merge: 3) and the merge's four λ candidates
+    assert len(lines) == 3 + 4, lines
+    assert set(lines) == {"1"}, lines
