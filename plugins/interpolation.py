@@ -75,23 +75,36 @@ def spherical_mean(vectors: list[torch.Tensor], steps: int = 50
     angle = sum(math.acos(c) for c in cosines) / len(cosines) if cosines else 0.0
     if all(abs(c) > PARALLEL for c in cosines):
         return plain, True, angle
-    start = sum(units[1:], units[0].clone())
-    if torch.linalg.vector_norm(start) < 1e-12:  # antipodal inputs: no unique mean
+    # every iterate stays in the span of the inputs: iterate on its k coefficients, with the
+    # inputs' Gram matrix (the cosines) standing in for dot products over the tensor
+    k = len(units)
+    gram = torch.eye(k, dtype=torch.float64)
+    pairs = iter(cosines)
+    for i in range(k):
+        for j in range(i + 1, k):
+            gram[i, j] = gram[j, i] = next(pairs)
+
+    def length(c: torch.Tensor) -> float:  # of the vector with coefficients c
+        return float(torch.sqrt(torch.clamp(c @ gram @ c, min=0.0)))
+
+    c = torch.ones(k, dtype=torch.float64)
+    if length(c) < 1e-12:  # antipodal inputs: no unique mean
         return plain, True, angle
-    x = start / torch.linalg.vector_norm(start)
+    c = c / length(c)
     for _ in range(steps):
-        step = torch.zeros_like(x)
-        for u in units:  # the mean of the log maps at x
-            cos = float(torch.clamp(torch.dot(x, u), -1.0, 1.0))
-            theta = math.acos(cos)
-            if theta > 1e-12:
-                step += (theta / math.sin(theta)) * (u - cos * x)
-        step /= len(units)
-        size = float(torch.linalg.vector_norm(step))
+        cos = torch.clamp(gram @ c, -1.0, 1.0)  # of the iterate with each input
+        theta = torch.arccos(cos)
+        weight = torch.where(theta > 1e-12, theta / torch.sin(theta), 0.0)
+        # the mean of the log maps at the iterate
+        step = (weight[:, None] * (torch.eye(k, dtype=torch.float64) - cos[:, None] * c)
+                ).sum(0) / k
+        size = length(step)
         if size < 1e-12:
             break
-        x = math.cos(size) * x + (math.sin(size) / size) * step  # the exponential map
-        x = x / torch.linalg.vector_norm(x)
+        c = math.cos(size) * c + (math.sin(size) / size) * step  # the exponential map
+        c = c / length(c)
+    x = sum((float(ci) * u for ci, u in zip(c, units, strict=True)), torch.zeros_like(units[0]))
+    x = x / torch.linalg.vector_norm(x)
     radius = sum(float(n) for n in norms) / len(norms)
     return (radius * x).reshape(shape), False, angle
 

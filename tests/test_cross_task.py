@@ -88,6 +88,26 @@ def test_k_way_slerp_is_the_spherical_mean() -> None:
     assert merged.stats["linear fallback"] == 0.0 and merged.stats["mean angle (deg)"] > 60
 
 
+def test_spherical_mean_solves_the_karcher_condition_in_full_space() -> None:
+    # the iteration runs on coefficients in the inputs' span; check its answer over the tensor
+    g = torch.Generator().manual_seed(3)
+    common = torch.randn(2000, generator=g, dtype=torch.float64)
+    for k, spread in ((2, 0.5), (3, 1.0), (4, 0.2), (5, 3.0)):
+        xs = [common + spread * torch.randn(2000, generator=g, dtype=torch.float64)
+              for _ in range(k)]
+        out, linear, _ = spherical_mean(xs)
+        norms = [float(torch.linalg.vector_norm(x)) for x in xs]
+        assert not linear
+        assert float(torch.linalg.vector_norm(out)) == pytest.approx(sum(norms) / k)
+        x = out / torch.linalg.vector_norm(out)
+        tangent = torch.zeros_like(x)
+        for v, n in zip(xs, norms, strict=True):
+            cos = float(torch.clamp(torch.dot(x, v / n), -1.0, 1.0))
+            theta = math.acos(cos)
+            tangent += theta / math.sin(theta) * (v / n - cos * x)
+        assert float(torch.linalg.vector_norm(tangent)) < 1e-9, (k, spread)
+
+
 ORDER_FREE = [Soup(over="tasks"), TaskArithmetic(over="tasks", scale=0.6),
               Ties(over="tasks", density=0.5, scale=1.0), Dare(over="tasks", p=0.5, scale=0.5),
               DareTies(over="tasks", p=0.5, scale=1.0), Slerp(over="tasks"),
