@@ -25,7 +25,8 @@ SECTIONS = {
     "embed": "embedding throughput vs SentenceTransformer.encode and a plain fp32 forward",
     "train": "LoRA training throughput vs a plain fp32 loop",
     "merges": "merge time and memory on SmolLM2's changed tensors",
-    "metrics": "metric time at 2,000 and 10,000 embeddings; silhouette sampling error",
+    "metrics": "metric time at 2,000 and 10,000 embeddings; silhouette sampling error; a "
+               "cell's scoring with BLAS on every core or one thread",
     "precision": "fp32 against bf16 per encoder: embedding and LoRA training",
     "grid": "harness run --all: cold, warm, one more merge",
 }
