@@ -66,14 +66,17 @@ def blas_threads(metrics: list, repeat: int) -> None:
 
 
 def largest_difference(a: list, b: list) -> float:
-    """The largest |difference| between two runs' scores and draws (NaN where both are)."""
+    """The largest |difference| between two runs' scores and draws (NaN in both: equal; NaN
+    in one: infinite)."""
     worst = 0.0
     for (rows_a, draws_a), (rows_b, draws_b) in zip(a, b, strict=True):
         pairs = [(np.asarray(rows_a, float), np.asarray(rows_b, float)),
                  *zip(draws_a, draws_b, strict=True)]
         for p, q in pairs:
-            d = np.abs(np.asarray(p) - np.asarray(q))
-            d = d[np.isfinite(d)]
+            p, q = np.asarray(p, float), np.asarray(q, float)
+            if not np.array_equal(np.isnan(p), np.isnan(q)):
+                return float("inf")
+            d = np.abs(p - q)[~np.isnan(p)]
             worst = max(worst, float(d.max()) if d.size else 0.0)
     return worst
 

@@ -75,22 +75,42 @@ def spherical_mean(vectors: list[torch.Tensor], steps: int = 50
     angle = sum(math.acos(c) for c in cosines) / len(cosines) if cosines else 0.0
     if all(abs(c) > PARALLEL for c in cosines):
         return plain, True, angle
-    # every iterate stays in the span of the inputs: iterate on its k coefficients, with the
-    # inputs' Gram matrix (the cosines) standing in for dot products over the tensor
-    k = len(units)
-    gram = torch.eye(k, dtype=torch.float64)
+    start = sum(units[1:], units[0].clone())
+    size = torch.linalg.vector_norm(start)
+    if size < 1e-12:  # antipodal inputs: no unique mean
+        return plain, True, angle
+    gram = torch.eye(len(units), dtype=torch.float64)
     pairs = iter(cosines)
-    for i in range(k):
-        for j in range(i + 1, k):
+    for i in range(len(units)):
+        for j in range(i + 1, len(units)):
             gram[i, j] = gram[j, i] = next(pairs)
+    x = None
+    if float(torch.linalg.eigvalsh(gram)[0]) > SPAN_CONDITION:
+        x = _mean_in_span(units, gram, float(size), steps)
+    if x is None:  # inputs nearly linearly dependent: over the whole tensor
+        x = _mean_in_full(units, start / size, steps)
+    radius = sum(float(n) for n in norms) / len(norms)
+    return (radius * x).reshape(shape), False, angle
+
+
+#: the smallest eigenvalue of the inputs' cosine matrix above which ``spherical_mean`` iterates
+#: on coefficients: below it (inputs nearly linearly dependent, e.g. three at 120° in a plane)
+#: coefficients would cancel and lose the digits an iteration over the tensor keeps
+SPAN_CONDITION = 1e-6
+
+
+def _mean_in_span(units: list[torch.Tensor], gram: torch.Tensor, size: float, steps: int
+                  ) -> torch.Tensor | None:
+    """The Karcher mean of unit ``units`` (cosine matrix ``gram``) by iterating on the k
+    coefficients of the iterate in their span, the tensor formed once at the end; the same
+    fixed point and steps as ``_mean_in_full``, k x k work per step instead of k passes over
+    the tensor. None when the result is not a unit vector to 1e-6 (lost digits)."""
+    k = len(units)
 
     def length(c: torch.Tensor) -> float:  # of the vector with coefficients c
         return float(torch.sqrt(torch.clamp(c @ gram @ c, min=0.0)))
 
-    c = torch.ones(k, dtype=torch.float64)
-    if length(c) < 1e-12:  # antipodal inputs: no unique mean
-        return plain, True, angle
-    c = c / length(c)
+    c = torch.ones(k, dtype=torch.float64) / size  # the normalised sum, as in _mean_in_full
     for _ in range(steps):
         cos = torch.clamp(gram @ c, -1.0, 1.0)  # of the iterate with each input
         theta = torch.arccos(cos)
@@ -104,9 +124,27 @@ def spherical_mean(vectors: list[torch.Tensor], steps: int = 50
         c = math.cos(size) * c + (math.sin(size) / size) * step  # the exponential map
         c = c / length(c)
     x = sum((float(ci) * u for ci, u in zip(c, units, strict=True)), torch.zeros_like(units[0]))
-    x = x / torch.linalg.vector_norm(x)
-    radius = sum(float(n) for n in norms) / len(norms)
-    return (radius * x).reshape(shape), False, angle
+    norm = float(torch.linalg.vector_norm(x))
+    return x / norm if math.isfinite(norm) and abs(norm - 1.0) < 1e-6 else None
+
+
+def _mean_in_full(units: list[torch.Tensor], x: torch.Tensor, steps: int) -> torch.Tensor:
+    """The Karcher mean of unit ``units`` by fixed-point iterations over the whole tensor from
+    the unit vector ``x``."""
+    for _ in range(steps):
+        step = torch.zeros_like(x)
+        for u in units:  # the mean of the log maps at x
+            cos = float(torch.clamp(torch.dot(x, u), -1.0, 1.0))
+            theta = math.acos(cos)
+            if theta > 1e-12:
+                step += (theta / math.sin(theta)) * (u - cos * x)
+        step /= len(units)
+        size = float(torch.linalg.vector_norm(step))
+        if size < 1e-12:
+            break
+        x = math.cos(size) * x + (math.sin(size) / size) * step  # the exponential map
+        x = x / torch.linalg.vector_norm(x)
+    return x
 
 
 _LAYER = re.compile(r"(?:^|\.)(\d+)(?:\.|$)")
@@ -147,7 +185,8 @@ class Slerp(PooledMerge):
 
     With over=tasks (k task-specific fine-tunes), the k-way generalisation: the base plus the
     spherical (Karcher) mean of the k task vectors with equal weights, their norms averaged
-    separately (``spherical_mean``); for k = 2 that is SLERP of the two task vectors at t=0.5."""
+    separately (``spherical_mean``); for k = 2 task vectors of equal norm that is SLERP of
+    the two at t=0.5."""
 
     name: ClassVar[str] = "slerp"
     comparator: ClassVar[bool] = True

@@ -108,6 +108,40 @@ def test_spherical_mean_solves_the_karcher_condition_in_full_space() -> None:
         assert float(torch.linalg.vector_norm(tangent)) < 1e-9, (k, spread)
 
 
+def test_spherical_mean_of_nearly_dependent_inputs_is_finite() -> None:
+    # three directions at 120° in a plane sum to zero: no unique mean, the plain mean; perturbed,
+    # and two antipodal pairs: the iteration over the tensor, never NaN
+    g = torch.Generator().manual_seed(5)
+    for trial in range(50):
+        basis, _ = torch.linalg.qr(torch.randn(200, 4, generator=g, dtype=torch.float64))
+        a, b = basis[:, 0], basis[:, 1]
+        scale = float(torch.rand(1, generator=g)) * 10 + 0.1
+        plane = [scale * (math.cos(t) * a + math.sin(t) * b)
+                 for t in (0.0, 2 * math.pi / 3, 4 * math.pi / 3)]
+        out, linear, _ = spherical_mean(plane)
+        assert linear and torch.isfinite(out).all(), trial
+        nudged = [*plane[:2], plane[2] + 1e-10 * basis[:, 2]]
+        out, _, _ = spherical_mean(nudged)
+        assert torch.isfinite(out).all(), trial
+        c = basis[:, 3]
+        out, _, _ = spherical_mean([a, -a, c, -c])
+        assert torch.isfinite(out).all(), trial
+
+
+def test_spherical_mean_in_the_span_matches_the_iteration_over_the_tensor() -> None:
+    from harness.plugins.interpolation import _mean_in_full
+
+    g = torch.Generator().manual_seed(7)
+    for k in (2, 3, 6):
+        xs = [torch.randn(500, generator=g, dtype=torch.float64) + 2.0 for _ in range(k)]
+        out, linear, _ = spherical_mean(xs)
+        units = [x / torch.linalg.vector_norm(x) for x in xs]
+        start = sum(units[1:], units[0].clone())
+        full = _mean_in_full(units, start / torch.linalg.vector_norm(start), 50)
+        assert not linear
+        assert torch.allclose(out / torch.linalg.vector_norm(out), full, atol=1e-12, rtol=0)
+
+
 ORDER_FREE = [Soup(over="tasks"), TaskArithmetic(over="tasks", scale=0.6),
               Ties(over="tasks", density=0.5, scale=1.0), Dare(over="tasks", p=0.5, scale=0.5),
               DareTies(over="tasks", p=0.5, scale=1.0), Slerp(over="tasks"),
