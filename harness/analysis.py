@@ -21,6 +21,7 @@ variants analysed without it are analysed again).
 
 from __future__ import annotations
 
+import math
 import traceback
 import warnings
 from collections.abc import Callable
@@ -90,7 +91,7 @@ def cka_interval(X: np.ndarray, Y: np.ndarray, rng: np.random.Generator,
         draws = _weighted_hsic(K, L, W) / np.sqrt(_weighted_hsic(K, K, W) *
                                                   _weighted_hsic(L, L, W))
     value = linear_cka(X, Y)
-    spread = Z * float(np.nanstd(draws))
+    spread = Z * float(np.nanstd(draws)) if np.isfinite(draws).any() else math.nan
     return value, value - spread, value + spread
 
 
@@ -102,7 +103,8 @@ def encoded(X: np.ndarray, attributes: dict[str, list[int | None]], seed: int
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import adjusted_mutual_info_score
 
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    with np.errstate(over="ignore"):  # a row too large for float32's norm: zero, not a warning
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
     Z = X / np.where(norms == 0, 1.0, norms)
     clusters: dict[int, np.ndarray] = {}
     out = {}

@@ -4,10 +4,12 @@ check``."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import NoReturn
 
 from harness import audit
 from harness.api import KINDS, PROFILES
+from harness.plan import MAX_SEEDS
 from harness.registry import SINGULAR
 
 DESCRIPTION = ("harness run | plugins | tasks | leaderboard | export | check. User mistakes and "
@@ -15,6 +17,24 @@ DESCRIPTION = ("harness run | plugins | tasks | leaderboard | export | check. Us
                "stderr, exit code 2.")
 DEFAULT_STORE = ".harness"
 DEFAULT_OUT = "leaderboard/README.md"
+#: where any other leaderboard goes by default: beside its store, ``.harness-leaderboard/...``
+BESIDE = "-leaderboard/README.md"
+
+
+def default_out(args: argparse.Namespace) -> str:
+    """Where a leaderboard goes without ``--out``: the committed page (``DEFAULT_OUT``) only
+    for the run it comes from, ``harness run --all`` alone on the quick profile; any other run
+    (README's ``--profile smoke`` examples, a grid with a merge added) and ``harness
+    leaderboard`` write beside their store, so that trying an example never replaces it."""
+    committed = args.command == "run" and args.all and args.profile == "quick" and \
+        args.seed == 0 and args.seeds is None and not args.train_tasks and \
+        not any(getattr(args, kind) for kind in KINDS)
+    if committed:
+        return DEFAULT_OUT
+    store = Path(args.store)
+    if store.name in ("", ".", ".."):
+        store = store.resolve()
+    return str(store.parent / (store.name + BESIDE))
 
 
 class Parser(argparse.ArgumentParser):
@@ -52,9 +72,12 @@ def build_parser() -> Parser:
     run.add_argument("--seed", type=seed_arg, default=0,
                      help="seed of the samples and first seed (0..2^32-1)")
     run.add_argument("--seeds", type=int, default=None,
-                     help="training seeds per variant (default: the profile's; paper: 3)")
+                     help=f"training seeds per variant, 1..{MAX_SEEDS} (default: the "
+                     "profile's; paper: 3)")
     run.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
-    run.add_argument("--out", default=DEFAULT_OUT, help="leaderboard file to write")
+    run.add_argument("--out", default=None, help=f"leaderboard file to write (default: "
+                     f"{DEFAULT_OUT} for `harness run --all` alone, the committed page's run; "
+                     f"for any other run STORE{BESIDE}, beside the store)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failed cell")
     run.add_argument("--timing", action="store_true", help="say where the wall time went "
@@ -67,7 +90,8 @@ def build_parser() -> Parser:
                      help="CPUs (and torch threads) each Ray job gets (default: the threads "
                      "of a local run, so results are bit-identical to --executor local)")
     run.add_argument("--job-gpus", type=float, default=None,
-                     help="GPUs each Ray job asks for (default: 1 if the cluster has GPUs)")
+                     help="GPUs each Ray job asks for, a finite number >= 0 (default: 1 if "
+                     "the cluster has GPUs)")
 
     plugins = sub.add_parser("plugins", parents=[common], help="list plugins and components")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
@@ -82,12 +106,14 @@ def build_parser() -> Parser:
     tasks.add_argument("--task", dest="tasks", action="append", default=[], metavar="NAME[:k=v]",
                        help="these tasks only (repeatable; default: every task)")
     tasks.add_argument("--draws", type=int, default=audit.DRAWS,
-                       help=f"draws of each task's sampler (default {audit.DRAWS:,})")
+                       help=f"draws of each task's sampler, {audit.MIN_DRAWS}.."
+                       f"{audit.MAX_DRAWS:,} (default {audit.DRAWS:,})")
     tasks.add_argument("--seed", type=seed_arg, default=0, help="seed of the draws")
 
     board = sub.add_parser("leaderboard", parents=[common], help="render the leaderboard")
     board.add_argument("--store", default=DEFAULT_STORE)
-    board.add_argument("--out", default=DEFAULT_OUT)
+    board.add_argument("--out", default=None,
+                       help=f"file to write (default: STORE{BESIDE}, beside the store)")
     board.add_argument("--profile", default=None, help="default: the latest run's profile")
 
     export = sub.add_parser("export", parents=[common],

@@ -40,6 +40,10 @@ from harness.samples import draw
 METHOD = 1
 #: default draws of each task's sampler (an AUC of 0.60 happens by chance on 100 sequences)
 DRAWS = 10_000
+#: the fewest and the most draws ``harness tasks --audit --draws`` takes: ten times the
+#: default is far above any real use (a chance AUC's error is then 0.004), and keeps a typo
+#: from drawing without end (every task labels every task's draws)
+MIN_DRAWS, MAX_DRAWS = 10, 100_000
 #: a task passes when every nuisance it does not exempt predicts its label with AUC <= this
 BOUND = 0.55
 #: built-in tasks whose property makes BOUND impossible stay at or below this
@@ -215,7 +219,7 @@ def cramers_v(a: list[int | None], b: list[int | None]) -> tuple[float, int]:
 def _safe_label(task: Task, seq: tuple[int, ...]) -> int | None:
     try:
         y = task.label(seq)
-    except Exception:  # a task that cannot label another's sequence: does not apply
+    except (Exception, SystemExit):  # cannot label another task's sequence: does not apply
         return None
     return int(y) if y is not None and hasattr(y, "__index__") else None
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from harness import contracts
 from harness.api import KINDS, Encoder, HarnessError, Sequence, Task
+from harness.component import PluginFault
 from harness.params import expand, parse_spec
 from harness.registry import SINGULAR, Registry
 from harness.samples import draw
@@ -117,6 +118,8 @@ class Checker:
         if not specs:
             try:
                 out.append(("", expand(cls, SINGULAR[kind], {})[0]))
+            except PluginFault:  # not a parameter that needs a value: a fault, its line fails
+                raise
             except HarnessError as err:
                 if not declared:
                     return self._built.setdefault(key, (
@@ -137,7 +140,7 @@ class Checker:
         for cls in self.registry.components[kind].values():
             try:
                 made = self.instances(kind, cls)
-            except contracts.ContractError:
+            except (contracts.ContractError, PluginFault):
                 continue  # that component's own line fails
             if not isinstance(made, str):
                 found += [obj for _, obj in made]

@@ -8,15 +8,17 @@ import json
 import os
 import sqlite3
 import sys
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any
 
 from harness import audit, check
 from harness.api import HarnessError
-from harness.arguments import DEFAULT_STORE, build_parser
-from harness.execute import Options, check_writable_out, execute, open_store, report_damage
+from harness.arguments import build_parser, default_out
+from harness.execute import Options, execute, open_store, report_damage
 from harness.listing import broken, inventory, lines
+from harness.outpaths import checked_paths
 from harness.params import label
 from harness.registry import Registry, load_registry
 from harness.report import design, export, leaderboard
@@ -52,8 +54,9 @@ def cmd_plugins(args: argparse.Namespace, reg: Registry) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace, reg: Registry) -> int:
-    if args.draws < 10:
-        raise HarnessError(f"--draws must be >= 10, got {args.draws}")
+    if not audit.MIN_DRAWS <= args.draws <= audit.MAX_DRAWS:
+        raise HarnessError(f"--draws must be in {audit.MIN_DRAWS}..{audit.MAX_DRAWS}, got "
+                           f"{args.draws}")
     chosen = instances(reg, "tasks", args.tasks or sorted(reg.components["tasks"]))
     if not args.audit:
         data: list[dict[str, Any]] = [{"task": label(t), "classes": list(t.classes),
@@ -84,25 +87,8 @@ def request_of(args: argparse.Namespace) -> Request:
                    seeds=args.seeds)
 
 
-def checked_paths(out: str | None, store: str) -> None:
-    """Refuse an ``--out`` that would overwrite the results store (its database, the
-    database's journal files, its artifacts: anything inside the store folder) or that is a
-    folder, before anything is computed or written; and an empty ``--store``."""
-    if not store.strip():
-        raise HarnessError("--store is empty; give the results store's folder (default "
-                           f"{DEFAULT_STORE})")
-    if out is None:
-        return
-    target, folder = Path(out).resolve(), Path(store).resolve()
-    if target == folder or folder in target.parents:
-        raise HarnessError(f"--out {out} is inside the results store {store}; writing there "
-                           "would destroy stored results: give a path outside it")
-    if target.is_dir():
-        raise HarnessError(f"--out {out} is a folder; give a file path (e.g. {out}/README.md)")
-    check_writable_out(Path(out))
-
-
 def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
+    args.out = args.out or default_out(args)
     checked_paths(args.out, args.store)
     options = Options(store=args.store, out=args.out, device=args.device,
                       executor=args.executor, ray_address=args.ray_address,
@@ -160,6 +146,7 @@ class _progress:
 
 
 def cmd_leaderboard(args: argparse.Namespace, reg: Registry) -> int:
+    args.out = args.out or default_out(args)
     checked_paths(args.out, args.store)
     store = open_store(args.store, reg, _say, existing=True)
     try:
@@ -196,8 +183,10 @@ COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "tasks": cmd_tasks,
 
 
 def debugging(args: argparse.Namespace) -> bool:
-    """``--debug`` (before or after the command) or HARNESS_DEBUG: tracebacks are shown."""
-    return bool(args.debug or args.top_debug or os.environ.get("HARNESS_DEBUG"))
+    """``--debug`` (before or after the command) or HARNESS_DEBUG set to anything but empty,
+    0, false, no or off (in any case): tracebacks are shown."""
+    value = os.environ.get("HARNESS_DEBUG", "").strip().lower()
+    return bool(args.debug or args.top_debug or value not in ("", "0", "false", "no", "off"))
 
 
 def _streams() -> None:
@@ -238,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except SystemExit as exit_:  # past parsing only plugin code exits: never silently, never 0
+        if debug:
+            traceback.print_exc()
+        print(f"harness: error: {_exited(exit_)}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `harness plugins --json | head`: the reader left, quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 141
@@ -248,6 +242,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"harness: error: {message}", file=sys.stderr)
         return 2
+
+
+def _exited(err: SystemExit) -> str:
+    """Where a ``sys.exit()`` that nothing caught was called, and what to do about it."""
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno} (in {frames[-1].name})" \
+        if frames else ""
+    return (f"sys.exit({err.code!r}) was called{where}; plugin code must raise an exception, "
+            "not exit: fix the plugin")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,14 @@ from harness.analysis import LabelFault, pool_labels
 from harness.api import Adapter, Encoder, Merge, Merged, Metric, MetricUndefined, Sequence, Task
 from harness.plan import Variant
 from harness.samples import draw
-from harness.scoring import Metrics, MetricsRaised, checked_backbone, checked_embeddings
+from harness.scoring import (
+    Metrics,
+    MetricsRaised,
+    checked_backbone,
+    checked_embeddings,
+    number,
+    numbers,
+)
 from harness.weights import checked_merge, checked_stats
 
 if TYPE_CHECKING:  # torch is heavy; imported where a check runs a model or a merge
@@ -174,17 +181,18 @@ def blobs(classes: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
 
 
 def check_metric(metric: Metric) -> None:
-    """On two classes and on three: finite, deterministic in the rng, scored by the run's own
-    code (``Metrics``: per_sample and resampled shapes) without raising, and a decomposing
-    metric's per-row mean is its score; constant embeddings give a finite value or raise
-    ``MetricUndefined``, never NaN."""
+    """On two classes and on three: a real number (the run's own ``number``: not a string or
+    a bool), finite, deterministic in the rng, scored by the run's own code (``Metrics``:
+    per_sample and resampled shapes) without raising, and a decomposing metric's per-row mean
+    is its score; constant embeddings give a finite value or raise ``MetricUndefined``, never
+    NaN."""
     for classes in (2, 3):
         X, y = blobs(classes, np.random.default_rng(classes))
-        first = float(metric.score(X, y, np.random.default_rng(1)))
+        first = number(metric.name, "score", metric.score(X, y, np.random.default_rng(1)))
         if not math.isfinite(first):
             raise ContractError(f"score on {classes} classes is {first}; raise MetricUndefined "
                                 "where the value is undefined")
-        if float(metric.score(X, y, np.random.default_rng(1))) != first:
+        if number(metric.name, "score", metric.score(X, y, np.random.default_rng(1))) != first:
             raise ContractError(f"score on {classes} classes differs for the same rng; take all "
                                 "randomness from rng")
         try:
@@ -195,7 +203,7 @@ def check_metric(metric: Metric) -> None:
             raise ContractError(f"in a run's scoring on {classes} classes: {rows[0][3]}")
         per = metric.per_sample(X, y, np.random.default_rng(1))
         if per is not None:
-            per = np.asarray(per, dtype=np.float64)
+            per = numbers(metric.name, "per_sample", per)
             finite = per[np.isfinite(per)]
             if not finite.size or not math.isclose(float(finite.mean()), first, abs_tol=1e-9):
                 raise ContractError(f"per_sample's finite mean on {classes} classes is not its "
@@ -203,7 +211,8 @@ def check_metric(metric: Metric) -> None:
                                     "the score for the same rng")
     X, y = blobs(3, np.random.default_rng(3))
     try:
-        value = float(metric.score(np.ones_like(X), y, np.random.default_rng(1)))
+        value = number(metric.name, "score",
+                       metric.score(np.ones_like(X), y, np.random.default_rng(1)))
     except MetricUndefined as why:
         if not str(why):
             raise ContractError("raised MetricUndefined without a reason on constant "

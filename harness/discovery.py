@@ -11,6 +11,8 @@ each name (every match, no error for several):
 
 - an entry point by its name, any dotted prefix of it, and for one named ``<distribution>.<rest>``
   by ``<rest>`` or a dotted prefix of that (``merges`` turns off every built-in merge);
+- every entry point of a distribution by the distribution's name (``numgeo-harness``: every
+  built-in plugin; compared as pip compares names);
 - the same names prefixed ``<distribution>:`` for that distribution's entry points only, which
   is how one of two entry points with one name is turned off;
 - a ``--plugin`` file by its stem;
@@ -146,9 +148,11 @@ class Disabled:
 
     def entry_point(self, ep: metadata.EntryPoint) -> bool:
         names = names_of(ep.name, ep.dist.name if ep.dist else None)
+        dist = normalized(distribution(ep))
         qualified = {n for n in self.names if ":" in n and n.partition(":")[2] in names
-                     and normalized(n.partition(":")[0]) == normalized(distribution(ep))}
-        return self._hit(names | qualified)
+                     and normalized(n.partition(":")[0]) == dist}
+        whole = {n for n in self.names if ":" not in n and normalized(n) == dist}
+        return self._hit(names | qualified | whole)
 
     def file(self, stem: str) -> bool:
         return self._hit({stem})

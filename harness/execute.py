@@ -27,6 +27,7 @@ from harness.selection import Request
 from harness.settle import settle_device
 from harness.store import Store
 from harness.store.artifacts import Artifacts
+from harness.store.database import NoRunYet
 from harness.threads import one_blas_thread
 from harness.timing import CLOCK, stage
 
@@ -95,6 +96,8 @@ def open_store(path: str, registry: Registry, say: Callable[[str], None],
     warning for damaged rows it dropped."""
     store = Store.open_existing(path) if existing else Store(path)
     try:
+        if existing and store.latest_run() is None:  # never an empty export or page
+            raise NoRunYet(path)
         _upkeep(store, registry, say)
     except BaseException:
         store.close()
@@ -104,7 +107,8 @@ def open_store(path: str, registry: Registry, say: Callable[[str], None],
 
 def _upkeep(store: Store, registry: Registry, say: Callable[[str], None]) -> None:
     if store.dropped:
-        say(f"warning: the store held {store.dropped} damaged rows; they were dropped and "
+        say(f"warning: the store held {len(store.dropped)} damaged row(s) (a value that is not "
+            f"a number or fails its checksum: {_some(store.dropped)}); they were dropped and "
             "`harness run` recomputes what they stood for")
     if store.read_only:
         if store.backfill_pending():
@@ -115,12 +119,20 @@ def _upkeep(store: Store, registry: Registry, say: Callable[[str], None]) -> Non
         say(f"warning: {warning}")
 
 
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
 def report_damage(store: Artifacts, say: Callable[[str], None]) -> None:
-    """One line for the artifacts found damaged and deleted, if any."""
+    """One line for the artifacts found damaged and deleted, if any, and one for those read
+    without a checksum (written by a harness before checksums)."""
+    if store.unverified:
+        say(f"note: {store.unverified} artifact read(s) had no checksum (written by a harness "
+            "before checksums): only their structure was checked; delete the store's "
+            "artifacts folder to recompute them with checksums")
     damaged = store.damaged
     if damaged:
-        shown = ", ".join(damaged[:3]) + (f" and {len(damaged) - 3} more"
-                                          if len(damaged) > 3 else "")
+        shown = _some(damaged)
         if store.read_only:
             say(f"warning: {len(damaged)} damaged artifact(s) in the read-only store failed to "
                 f"load or verify and were left out ({shown}); `harness run` on a writable copy "
@@ -155,9 +167,10 @@ def execute(registry: Registry, request: Request, options: Options,
     """Run ``request``: every usage error is raised (``HarnessError``) before any work."""
     if options.executor != "ray" and options.ray_address:
         raise HarnessError("--ray-address needs --executor ray")
-    if (options.job_cpus is not None and options.job_cpus < 1) or \
-            (options.job_gpus is not None and options.job_gpus < 0):
-        raise HarnessError("--job-cpus must be >= 1 and --job-gpus >= 0")
+    if options.job_cpus is not None and options.job_cpus < 1:
+        raise HarnessError(f"--job-cpus must be >= 1, got {options.job_cpus}")
+    if options.job_gpus is not None and not 0 <= options.job_gpus < float("inf"):  # nan too
+        raise HarnessError(f"--job-gpus must be a finite number >= 0, got {options.job_gpus}")
     device = pick_device(options.device) if options.executor == "local" else options.device
     # a Ray run settles each encoder's precision=auto here, for every node: one precision
     plan = plan_request(registry, request, settle_device(device)

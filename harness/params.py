@@ -3,7 +3,10 @@
 A value list sweeps a parameter: ``slerp:t=0.1,0.5,0.9`` is three components, and two swept
 keys give their cross-product. Values are converted to the dataclass field's type and the
 component validates them in ``__post_init__``. A float given as nan or inf is refused for every
-component, unless its field opts out with ``metadata={"finite": False}``.
+component, unless its field opts out with ``metadata={"finite": False}``; a number outside a
+field's ``metadata={"min": ..., "max": ...}`` bounds (inclusive, either one alone) is refused
+with them. Anything ``__post_init__`` raises, ``sys.exit()`` included, is a one-line error
+naming the component.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import math
 import typing
 from typing import Any, Literal, get_args, get_origin
 
+from harness.component import plugin_call
 from harness.errors import HarnessError
 
 
@@ -86,10 +90,16 @@ def build(cls: type[Any], kind: str, raw: dict[str, str]) -> Any:
                 fields[k].metadata.get("finite", True):
             raise HarnessError(f"{kind} {cls.name!r}: {k}={raw[k]!r} is not a finite number "
                                "(nan and inf are refused)")
-    try:
-        return cls(**values)
-    except (ValueError, TypeError) as err:
-        raise HarnessError(f"{kind} {cls.name!r}: {err}") from None
+        low, high = fields[k].metadata.get("min"), fields[k].metadata.get("max")
+        if isinstance(v, int | float) and not isinstance(v, bool) and (
+                (low is not None and v < low) or (high is not None and v > high)):
+            raise HarnessError(f"{kind} {cls.name!r}: {k}={raw[k]} is not in "
+                               f"{'' if low is None else low}..{'' if high is None else high}")
+    with plugin_call(f"{kind} {cls.name!r}: __post_init__"):
+        try:
+            return cls(**values)
+        except (ValueError, TypeError) as err:
+            raise HarnessError(f"{kind} {cls.name!r}: {err}") from None
 
 
 def expand(cls: type[Any], kind: str, raw: dict[str, list[str]]) -> list[Any]:

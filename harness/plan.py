@@ -25,6 +25,7 @@ from harness.api import (
     Profile,
     Task,
 )
+from harness.component import plugin_call
 from harness.leaks import RULE
 from harness.params import describe, label, params_of
 from harness.reference import NONE
@@ -33,6 +34,10 @@ from harness.samples import eval_sample, rule_changes
 from harness.selection import Request, Selection, select
 from harness.settle import settled
 from harness.store.records import VariantRecord
+
+#: the most training runs per variant (``--seeds``, a merge's ``runs``): far above any real use
+#: (the paper's profile trains 3), low enough that a typo cannot plan without end
+MAX_SEEDS = 100
 
 
 @dataclass
@@ -166,7 +171,8 @@ def replicated(merge: Merge, draws: int = REPLICATES) -> list[Merge]:
 def merged_tasks(merge: Merge, tasks: list[Task], train_tasks: list[Task]) -> list[Task]:
     """The tasks a cross-task merge combines, in name order: those it names (each must be an
     eval task of the run, where its retention is measured), else the run's train tasks."""
-    names = list(merge.merged_tasks())
+    with plugin_call(f"merge {merge.name!r}: merged_tasks()"):
+        names = list(merge.merged_tasks())
     by_name = {t.name: t for t in tasks}
     if names:
         unknown = [n for n in names if n not in by_name]
@@ -199,11 +205,17 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
     rules: dict[str, int | None] = {}
     trainers = [a for a in sel.adapters if not a.reference]
     merges = [m for m in sel.merges if not m.reference]
+    for task in sel.tasks:
+        eval_sample(task, profile, seed)  # a broken sampler is a usage error before the run
     for given in merges:
-        wanted = given.ingredients()
+        with plugin_call(f"merge {given.name!r}: ingredients()"):
+            wanted = given.ingredients()
         if wanted[0] not in ("stages", "seeds", "both", "tasks") or wanted[1] < 1:
             raise HarnessError(f"merge {given.name!r}: ingredients() returned {wanted!r}; "
                                "expected ('stages'|'seeds'|'both'|'tasks', runs >= 1)")
+        if wanted[0] != "tasks" and wanted[1] > MAX_SEEDS:
+            raise HarnessError(f"merge {given.name!r}: ingredients() asks for {wanted[1]} "
+                               f"runs; at most {MAX_SEEDS}")
     merges = [r for m in merges for r in replicated(m, profile.replicates or REPLICATES)]
     cross = [m for m in merges if m.ingredients()[0] == "tasks"]
     merges = [m for m in merges if m not in cross]
@@ -223,7 +235,8 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
         variants.setdefault(key, Variant(key, enc, None, None, None, None, None,
                                          group_of(enc, None, None)))
         for adapter in trainers:
-            ok = adapter.supports(enc)
+            with plugin_call(f"adapter {adapter.name!r}: supports(encoder {enc.name!r})"):
+                ok = adapter.supports(enc)
             if ok is not True:
                 reason = ok if isinstance(ok, str) else "not supported"
                 skipped.append((f"{label(enc)} + {label(adapter)}", reason))
@@ -252,14 +265,13 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
                                             group_of(enc, adapter, across), runs, list(tasks))
     scorers = {}
     for scored in [*merges, *cross]:
-        metric = scored.scored_by()
+        with plugin_call(f"merge {scored.name!r}: scored_by()"):
+            metric = scored.scored_by()
         if metric is not None and metric not in scorers:
             try:
                 scorers[metric] = registry.get("metrics", metric)()
             except HarnessError as err:
                 raise HarnessError(f"merge {label(scored)!r} scores with {err}") from None
-    for task in sel.tasks:
-        eval_sample(task, profile, seed)  # a broken sampler is a usage error before the run
     cells = [Cell(keys.cell_key(v.key, keys.eval_key(t, profile, seed)), v, t)
              for v in variants.values() for t in sel.tasks]
     return Plan(profile, seed, list(variants.values()), cells, list(sel.tasks),
@@ -270,8 +282,8 @@ def plan_request(registry: Registry, request: Request, device: str = "cpu",
                  settle: Callable[[Encoder], Encoder] | None = None) -> Plan:
     """The plan of a ``Request`` on ``device`` (whose kind and CPU settle each encoder's
     ``precision=auto``; ``settle`` replaces that step, e.g. with a Ray driver's choices)."""
-    if request.seeds is not None and request.seeds < 1:
-        raise HarnessError(f"--seeds must be >= 1, got {request.seeds}")
+    if request.seeds is not None and not 1 <= request.seeds <= MAX_SEEDS:
+        raise HarnessError(f"--seeds must be in 1..{MAX_SEEDS}, got {request.seeds}")
     if request.profile not in PROFILES:
         raise HarnessError(f"unknown profile {request.profile!r} (known: "
                            f"{', '.join(sorted(PROFILES))})")

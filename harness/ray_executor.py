@@ -190,6 +190,9 @@ def resources(address: str | None, device: str, job_cpus: int | None,
         except (RuntimeError, ValueError):
             raise HarnessError(f"--device {device!r} is not a device torch knows; use "
                                "auto, cpu, cuda or cuda:N") from None
+        if kind not in ("cpu", "cuda"):  # what Ray schedules: CPUs and GPUs
+            raise HarnessError(f"--device {device!r}: Ray jobs run on cpu or cuda; use auto, "
+                               "cpu, cuda or cuda:N")
         if kind == "cuda" and ray.cluster_resources().get("GPU", 0) < 1:
             raise HarnessError(f"--device {device!r} but the Ray cluster has no GPU; use "
                                "auto or cpu")

@@ -228,7 +228,7 @@ def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
                 impl.function(register)
             except HarnessError:
                 raise
-            except Exception as err:
+            except (Exception, SystemExit) as err:  # a plugin's sys.exit() too
                 raise HarnessError(f"plugin {plugin!r} failed in register_{kind}: "
                                    f"{type(err).__name__}: {err}") from None
     disabled.warn_unused(list(reg.plugins))

@@ -56,7 +56,9 @@ class Summary:
 
 
 def pick_device(requested: str = "auto") -> str:
-    """``auto``: CUDA when available, else the CPU. A named device must exist here."""
+    """``auto``: CUDA when available, else the CPU. A named device must exist and compute here
+    (torch puts a number on it and reads it back): any other (``mps`` where there is none,
+    ``cuda:7`` on a machine with one GPU, ``meta``) is a usage error, not failed cells."""
     import torch
 
     if requested == "auto":
@@ -69,6 +71,12 @@ def pick_device(requested: str = "auto") -> str:
     if kind == "cuda" and not torch.cuda.is_available():
         raise HarnessError(f"--device {requested!r} but CUDA is not available here; use auto "
                            "or cpu")
+    try:
+        torch.ones(1, device=requested).sum().item()
+    except Exception as err:  # torch raises several kinds here, each with pages of text
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0][:120]
+        raise HarnessError(f"--device {requested!r} is not available here ({why}); use auto "
+                           "or cpu") from None
     return requested
 
 
@@ -98,6 +106,7 @@ class Runner:
         self.eval_keys = {t.name: keys.eval_key(t, plan.profile, plan.seed) for t in plan.tasks}
         self.where = (plan.profile.name, plan.seed, run_id)
         self.stored: dict[str, set[str]] = {}  # cell -> metric keys already in the store
+        self._merges: dict[str, bool] = {}  # merged variant -> its statistics are stored
 
     def run(self) -> Summary:
         self.run_cells(self.pending())
@@ -113,14 +122,28 @@ class Runner:
         todo: dict[str, list[Cell]] = {}
         for cell in self.plan.cells:
             self.stored[cell.key] = self.store.stored_metrics(cell.key) & self.metrics.keys
-            if self.stored[cell.key] == self.metrics.keys and self.store.load_embeddings(
-                    self._emb_key(cell.variant, cell), len(self.samples[cell.task.name])
-                    ) is not None:
+            if self.stored[cell.key] == self.metrics.keys and self.merge_known(cell.variant) \
+                    and self.store.load_embeddings(self._emb_key(cell.variant, cell),
+                                                   len(self.samples[cell.task.name])
+                                                   ) is not None:
                 self.summary.reused += 1
                 self.advance(1)
             else:
                 todo.setdefault(cell.variant.key, []).append(cell)
         return todo
+
+    def merge_known(self, variant: Variant) -> bool:
+        """Whether what a merged variant's merge reported about itself is stored: its artifact
+        verifies (and its database row, if lost, is restored from it). Otherwise its cells
+        are not reused: the merge runs again, so that nothing the page shows is lost."""
+        if variant.merge is None or variant.adapter is None:
+            return True
+        if variant.key not in self._merges:
+            found = self.store.load_merge_stats(variant.key)
+            if found is not None and found[0] is not None:
+                self.store.put_merge_stats(variant.key, found[0])  # nothing if stored
+            self._merges[variant.key] = found is not None
+        return self._merges[variant.key]
 
     def run_cells(self, todo: dict[str, list[Cell]]) -> None:
         """Compute ``todo`` (variant key -> cells), one backbone load per encoder."""
@@ -168,7 +191,7 @@ class Runner:
                 missing.append(cell)
             else:
                 out[cell.task.name] = cached
-        if missing:
+        if missing or not self.merge_known(variant):
             backbone = get_backbone()
             with self.weights.applied(backbone, variant) as weights:
                 # variants whose merged weights are equal (SLERP falling back to linear, t=0
@@ -177,6 +200,7 @@ class Runner:
                     weights, self.eval_keys[cell.task.name]) for cell in missing}
                 found = {name: self.store.load_embeddings(key, len(self.samples[name]))
                          for name, key in shared.items()}
+                self._merges[variant.key] = True  # merged: its statistics are stored
                 todo_names = [name for name, X in found.items() if X is None]
                 if todo_names:  # one call: batches grouped by length over every task's sample
                     every = [s for name in todo_names for s in self.samples[name]]

@@ -1,8 +1,9 @@
 """The sequences a run draws from its tasks: one evaluation sample per task (together the shared
 evaluation pool), and per train task a train sample and a held-out validation sample disjoint
-from it. Every draw is deterministic in the run's seed and checked: a task whose sampler raises,
-returns the wrong number of sequences, unbalanced classes or a label that is not a class index
-is a usage error naming the task."""
+from it. Every draw is deterministic in the run's seed and checked: a task whose sampler raises
+(or calls ``sys.exit()``), returns the wrong number of sequences, a sequence that is not a tuple
+of ints, unbalanced classes or a label that is not a class index, or whose eval sample repeats
+more than ``MAX_REPEATS`` of its sequences, is a usage error naming the task."""
 
 from __future__ import annotations
 
@@ -13,9 +14,22 @@ from harness.api import PROFILES, HarnessError, Profile, Sequence, Task
 from harness.leaks import RULE, Leaks
 from harness.store.records import EvalSampleRecord
 
+#: the largest share of an eval sample that may repeat its other sequences: every row counts as
+#: one sequence in the intervals, so repeats make them too narrow. Not 0: samplers of a small
+#: universe repeat a few (the built-in ``progression`` up to 6% of the paper profile's 1000)
+MAX_REPEATS = 0.1
+
 
 def eval_sample(task: Task, profile: Profile, seed: int) -> list[Sequence]:
-    return draw(task, profile.eval_size, random.Random(keys.sample_seed(seed, "eval", task.name)))
+    seqs = draw(task, profile.eval_size,
+                random.Random(keys.sample_seed(seed, "eval", task.name)))
+    distinct = len(set(seqs))
+    if len(seqs) - distinct > MAX_REPEATS * len(seqs):
+        raise HarnessError(f"task {task.name!r}: its eval sample of {len(seqs)} holds "
+                           f"{distinct} distinct sequences (at most {MAX_REPEATS:.0%} may "
+                           "repeat; its intervals would be too narrow); fix the task's "
+                           "sampler to draw distinct sequences")
+    return seqs
 
 
 def shared_pool(tasks: list[Task], profile: Profile, seed: int
@@ -94,13 +108,19 @@ def draw(task: Task, n: int, rng: random.Random) -> list[Sequence]:
     try:
         seqs = list(task.sample(n, rng))
         labels = [task.label(seq) for seq in seqs]
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # a plugin's sys.exit() too
         raise HarnessError(f"task {task.name!r}: sample({n}) or label raised "
                            f"{type(err).__name__}: {' '.join(str(err).split())}; fix the task "
                            "plugin") from None
     if len(seqs) != n:
         raise HarnessError(f"task {task.name!r}: sample({n}) returned {len(seqs)} sequences; "
                            "fix the task's sampler")
+    for seq in seqs:
+        if not (isinstance(seq, tuple) and all(isinstance(x, int) for x in seq)):
+            kinds = ", ".join(sorted({type(x).__name__ for x in seq}
+                                     if isinstance(seq, tuple) else {type(seq).__name__}))
+            raise HarnessError(f"task {task.name!r}: sample({n}) returned {seq!r} ({kinds}), "
+                               "not a tuple of ints; return each sequence as a tuple of ints")
     counts = [0] * len(task.classes)
     for seq, y in zip(seqs, labels, strict=True):
         if y is None or not hasattr(y, "__index__") or not 0 <= int(y) < len(counts):

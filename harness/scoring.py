@@ -100,9 +100,9 @@ class Metrics:
         try:
             per = metric.per_sample(X, y, rng)
             if per is None:
-                value = float(metric.score(X, y, rng))
+                value = number(name, "score", metric.score(X, y, rng))
             else:
-                per = np.asarray(per, dtype=np.float64)
+                per = numbers(name, "per_sample", per)
                 if per.shape != (len(y),):
                     raise ValueError(f"metric {name!r}: per_sample returned shape "
                                      f"{per.shape}, expected ({len(y)},)")
@@ -132,8 +132,34 @@ def _resamples(metric: Metric) -> bool:
     return type(metric).resampled is not Metric.resampled
 
 
+#: what a metric's score may be: a real number (a bool or a string is a mistake, not a score)
+REAL = (int, float, np.integer, np.floating)
+
+
+def number(metric: str, method: str, value: Any) -> float:
+    """A metric's score as a float, or a one-line error naming the metric when it is not a
+    real number (``"0.75"`` and ``True`` are refused, not converted)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, REAL):
+        raise TypeError(f"metric {metric!r}: {method} returned {value!r} "
+                        f"({type(value).__name__}), not a number; return a float")
+    return float(value)
+
+
+def numbers(metric: str, method: str, values: Any) -> np.ndarray:
+    """A metric's per-row values or draws as float64: numbers (booleans count 0/1, None is
+    NaN), or a one-line error naming the metric (strings are refused, not parsed)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "O" and all(v is None or (isinstance(v, REAL) and not isinstance(
+            v, bool | np.bool_)) for v in arr.flat):
+        return arr.astype(np.float64)  # None as NaN, as before
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"metric {metric!r}: {method} returned values of dtype {arr.dtype}, "
+                        "not numbers; return floats")
+    return arr.astype(np.float64)
+
+
 def _checked_draws(name: str, draws: np.ndarray, resamples: int) -> np.ndarray:
-    draws = np.asarray(draws, dtype=np.float64)
+    draws = numbers(name, "resampled", draws)
     if draws.shape != (resamples,):
         raise ValueError(f"metric {name!r}: resampled returned shape {draws.shape}, expected "
                          f"({resamples},): one value per resample")

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.api import KINDS, Adapter, Encoder, HarnessError, Merge, Metric, Task
-from harness.params import expand, parse_spec
+from harness.component import plugin_call
+from harness.params import build, expand, parse_spec
 from harness.registry import SINGULAR, Registry
 
 
@@ -65,12 +66,19 @@ def comparators(reg: Registry) -> list[Merge]:
     out = []
     for _, cls in sorted(reg.components["merges"].items()):
         if getattr(cls, "comparator", False):
-            try:
-                out.append(cls(over="tasks"))
-            except TypeError:
-                raise HarnessError(f"merge {cls.name!r} sets comparator but takes no "
-                                   "over=tasks; derive it from harness.api.PooledMerge") from None
+            with plugin_call(f"merge {cls.name!r}: __post_init__"):
+                try:
+                    out.append(cls(over="tasks"))
+                except TypeError:
+                    raise HarnessError(f"merge {cls.name!r} sets comparator but takes no "
+                                       "over=tasks; derive it from harness.api.PooledMerge"
+                                       ) from None
     return out
+
+
+def _over(merge: Merge) -> str:
+    with plugin_call(f"merge {merge.name!r}: ingredients()"):
+        return merge.ingredients()[0]
 
 
 def select(reg: Registry, request: Request) -> Selection:
@@ -85,10 +93,10 @@ def select(reg: Registry, request: Request) -> Selection:
         if given[kind]:
             chosen[kind] = instances(reg, kind, given[kind])
         else:
-            chosen[kind] = [cls() for _, cls in sorted(reg.components[kind].items())
-                            if cls.in_all]
+            chosen[kind] = [build(cls, SINGULAR[kind], {}) for _, cls in
+                            sorted(reg.components[kind].items()) if cls.in_all]
     if request.all and (not given["merges"] or any(
-            m.ingredients()[0] == "tasks" for m in chosen["merges"])):
+            _over(m) == "tasks" for m in chosen["merges"])):
         # --all merges across tasks with the ranking's comparators; a cross-task merge named
         # with --all is ranked against them
         chosen["merges"] += [m for m in comparators(reg) if m not in chosen["merges"]]

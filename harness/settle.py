@@ -10,6 +10,7 @@ from typing import Any
 
 from harness import keys
 from harness.api import Encoder, HarnessError
+from harness.component import plugin_call
 from harness.params import label, params_of
 
 #: (identity as selected, parameters once settled) of an encoder that settling changed
@@ -20,10 +21,12 @@ def settled(encoders: list[Encoder], settle: Callable[[Encoder], Encoder],
             pins: list[Pin]) -> list[Encoder]:
     """Each encoder with its machine's choices made (``Encoder.settled``), duplicates dropped
     (``precision=auto`` and ``precision=fp32`` are one encoder on a machine without bf16);
-    each change is appended to ``pins``."""
+    each change is appended to ``pins``. What ``settled`` raises (``sys.exit()`` too) is one
+    line naming the encoder."""
     out: list[Encoder] = []
     for enc in encoders:
-        done = settle(enc)
+        with plugin_call(f"encoder {enc.name!r}: settled()"):
+            done = settle(enc)
         if type(done) is not type(enc):
             raise HarnessError(f"encoder {enc.name!r}: settled() returned "
                                f"{type(done).__name__}; expected a {type(enc).__name__}")

@@ -64,8 +64,12 @@ class Weights:
                 merged = variant.merge.merge(*given, score=scorer) if scorer is not None \
                     else variant.merge.merge(*given)
             del given
+        if variant.merge is not None:  # with the variant's artifacts: never lost for good
+            stats = checked_stats(variant, merged.stats) if isinstance(merged, Merged) else None
+            self.store.save_merge_stats(variant.key, stats)
+            if stats is not None:
+                self.store.put_merge_stats(variant.key, stats)
         if isinstance(merged, Merged):
-            self.store.put_merge_stats(variant.key, checked_stats(variant, merged.stats))
             merged = merged.tensors
         del ingredients
         applied = checked_merge(variant, base, merged)

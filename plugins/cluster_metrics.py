@@ -44,7 +44,8 @@ def silhouette_rows(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
     b = means[rows, nearest]
     big = np.maximum(a, b)
     dead = (own == 0) | (big == 0)  # a lone row (and 0/0) scores 0, as sklearn's does
-    safe_a, safe_b = np.where(dead, 1.0, a), np.where(dead, 1.0, b)
+    # a zero only ever sits in the branch np.where does not take: kept out of the division
+    safe_a, safe_b = np.where(dead | (a == 0), 1.0, a), np.where(dead | (b == 0), 1.0, b)
     s = np.where(dead, 0.0, (b - a) / np.where(dead, 1.0, big))
     # ds/da and ds/db: s = 1 - a/b where b >= a, else b/a - 1
     da = np.where(dead, 0.0, np.where(b >= a, -1.0 / safe_b, -b / safe_a**2))

@@ -61,7 +61,8 @@ class Scratch(Encoder):
     dim: int = field(default=64, metadata={"help": "model width"})
     layers: int = field(default=2, metadata={"help": "transformer layers"})
     heads: int = field(default=4, metadata={"help": "attention heads (must divide dim)"})
-    init_seed: int = field(default=0, metadata={"help": "seed of the random initialisation"})
+    init_seed: int = field(default=0, metadata={"help": "seed of the random initialisation",
+                                                "min": 0, "max": 2**64 - 1})  # torch's seeds
 
     def __post_init__(self) -> None:
         if min(self.dim, self.layers, self.heads) < 1:

@@ -752,3 +752,339 @@ def test_a_merge_returning_another_dtype_is_converted_to_the_base_s(tmp_path: Pa
     # file (unconverted, float64 bytes would key a pass of their own)
     files = list((store / "artifacts" / "embeddings").glob("*.npy"))
     assert len({f.stat().st_ino for f in files}) == 2
+
+
+# ------------------------------------------------ plugin code that exits or raises before a run
+
+EARLY = '''
+import sys
+from dataclasses import dataclass
+from typing import ClassVar
+
+from harness import hookimpl
+from harness.api import Adapter
+from harness.plugins.scratch import Scratch
+from harness.tasks.elementwise import Parity
+
+
+def misbehave(how, where):
+    if how == "exit":
+        sys.exit(0)
+    raise RuntimeError(f"{where} blew up")
+
+
+@dataclass(frozen=True)
+class EarlyTask(Parity):
+    """Exits or raises in sample() or label()."""
+    name: ClassVar[str] = "early-task"
+    in_all: ClassVar[bool] = False
+    how: str = "exit"
+    where: str = "sample"
+
+    def sample(self, n, rng):
+        if self.where == "sample":
+            misbehave(self.how, "sample")
+        return super().sample(n, rng)
+
+    def label(self, seq):
+        if self.where == "label":
+            misbehave(self.how, "label")
+        return super().label(seq)
+
+
+@dataclass(frozen=True)
+class ListTask(Parity):
+    """Samples lists, not tuples."""
+    name: ClassVar[str] = "list-task"
+    in_all: ClassVar[bool] = False
+
+    def sample(self, n, rng):
+        return [list(s) for s in super().sample(n, rng)]
+
+
+@dataclass(frozen=True)
+class RepeatTask(Parity):
+    """Its samples repeat the same ten sequences."""
+    name: ClassVar[str] = "repeat-task"
+    in_all: ClassVar[bool] = False
+
+    def sample(self, n, rng):
+        ten = super().sample(10, rng)
+        by_class = [[s for s in ten if self.label(s) == c] for c in (0, 1)]
+        return [by_class[i % 2][i // 2 % 5] for i in range(n)]
+
+
+@dataclass(frozen=True)
+class EarlyEncoder(Scratch):
+    """Exits or raises in __post_init__ or settled()."""
+    name: ClassVar[str] = "early-encoder"
+    in_all: ClassVar[bool] = False
+    how: str = "exit"
+    where: str = "init"
+
+    def __post_init__(self):
+        if self.where == "init":
+            misbehave(self.how, "__post_init__")
+
+    def settled(self, device):
+        if self.where == "settled":
+            misbehave(self.how, "settled")
+        return self
+
+
+@dataclass(frozen=True)
+class EarlyAdapter(Adapter):
+    """Exits or raises in supports()."""
+    name: ClassVar[str] = "early-adapter"
+    in_all: ClassVar[bool] = False
+    how: str = "exit"
+
+    def supports(self, encoder):
+        misbehave(self.how, "supports")
+
+    def fit(self, backbone, train, labels, seed, profile):
+        raise AssertionError("never trained")
+
+
+@hookimpl
+def register_tasks(register):
+    register(EarlyTask)
+    register(ListTask)
+    register(RepeatTask)
+
+
+@hookimpl
+def register_encoders(register):
+    register(EarlyEncoder)
+
+
+@hookimpl
+def register_adapters(register):
+    register(EarlyAdapter)
+'''
+
+EARLY_CASES = [
+    (["--encoder", "scratch", "--task", "early-task"],
+     "task 'early-task': sample(40) or label raised SystemExit: 0; fix the task plugin"),
+    (["--encoder", "scratch", "--task", "early-task:where=label"],
+     "task 'early-task': sample(40) or label raised SystemExit: 0; fix the task plugin"),
+    (["--encoder", "early-encoder", "--task", "parity"],
+     "encoder 'early-encoder': __post_init__ raised SystemExit: 0"),
+    (["--encoder", "early-encoder:how=raise", "--task", "parity"],
+     "encoder 'early-encoder': __post_init__ raised RuntimeError: __post_init__ blew up"),
+    (["--encoder", "early-encoder:where=settled", "--task", "parity"],
+     "encoder 'early-encoder': settled() raised SystemExit: 0"),
+    (["--encoder", "early-encoder:where=settled,how=raise", "--task", "parity"],
+     "encoder 'early-encoder': settled() raised RuntimeError: settled blew up"),
+    (["--encoder", "scratch", "--adapter", "early-adapter", "--task", "parity"],
+     "adapter 'early-adapter': supports(encoder 'scratch') raised SystemExit: 0"),
+    (["--encoder", "scratch", "--adapter", "early-adapter:how=raise", "--task", "parity"],
+     "adapter 'early-adapter': supports(encoder 'scratch') raised RuntimeError: supports blew "
+     "up"),
+    (["--encoder", "scratch", "--task", "list-task"],
+     "(list), not a tuple of ints; return each sequence as a tuple of ints"),
+    (["--encoder", "scratch", "--task", "repeat-task"],
+     "task 'repeat-task': its eval sample of 40 holds 10 distinct sequences"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), EARLY_CASES,
+                         ids=[" ".join(a[1::2]) for a, _ in EARLY_CASES])
+def test_plugin_code_that_exits_or_raises_before_the_run_is_one_line(
+        tmp_path: Path, args: list[str], expected: str) -> None:
+    """sys.exit() or an exception in a plugin while the run is selected and planned: a usage
+    error naming the component, with nothing recorded (no store, no leaderboard)."""
+    plugin = tmp_path / "early.py"
+    plugin.write_text(EARLY)
+    store, out = tmp_path / "S", tmp_path / "o.md"
+    assert_usage_error(["run", "--plugin", str(plugin), *args, *BASE, "--device", "cpu",
+                        "--store", str(store), "--out", str(out)], expected, out)
+    assert not store.exists()
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("early-encoder", "__post_init__ raised SystemExit: 0"),
+    ("early-encoder:how=raise", "__post_init__ raised RuntimeError: __post_init__ blew up"),
+])
+def test_harness_check_fails_a_component_that_exits_or_raises_in_post_init(
+        tmp_path: Path, spec: str, expected: str) -> None:
+    """Not skipped as one whose defaults need a value: its line fails, and the other checks
+    that use every encoder (adapters' supports) leave it out."""
+    plugin = tmp_path / "early.py"
+    plugin.write_text(EARLY)
+    code, out, err = run_cli(["check", spec, "full", "--plugin", str(plugin)])
+    assert code == 1, out + err
+    lines = out.splitlines()
+    assert lines[0].startswith("FAIL  encoder early-encoder (file ") and expected in lines[0], out
+    assert lines[1].startswith("ok    adapter full "), out
+
+
+@pytest.mark.parametrize("where", ["sample", "label"])
+def test_a_task_that_exits_in_the_audit_is_flagged_not_a_silent_exit(tmp_path: Path,
+                                                                     where: str) -> None:
+    plugin = tmp_path / "early.py"
+    plugin.write_text(EARLY)
+    code, out, err = run_cli(["tasks", "--plugin", str(plugin), "--audit", "--draws", "10",
+                              "--task", f"early-task:where={where}", "--task", "parity"])
+    assert code == 0 and err == "", err
+    assert "flagged: task 'early-task': sample(10) or label raised SystemExit: 0" in out, out
+    assert "parity" in out
+
+
+def test_a_plugin_that_exits_in_its_register_hook_is_one_line(tmp_path: Path) -> None:
+    plugin = tmp_path / "leaving.py"
+    plugin.write_text("import sys\nfrom harness import hookimpl\n\n\n@hookimpl\n"
+                      "def register_tasks(register):\n    sys.exit(0)\n")
+    assert_usage_error(["plugins", "--plugin", str(plugin)],
+                       "plugin 'leaving' failed in register_tasks: SystemExit: 0")
+
+
+def test_a_sys_exit_that_escapes_to_the_command_line_is_one_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last safety net: a SystemExit from plugin code that nothing on its way caught ends
+    the command with one line naming where it was called, never with exit code 0."""
+    import harness.cli
+
+    def leave(args: object, reg: object) -> int:
+        raise SystemExit(0)
+
+    monkeypatch.setitem(harness.cli.COMMANDS, "plugins", leave)
+    line = assert_usage_error(["plugins"], "sys.exit(0) was called")
+    assert "test_bad_input.py" in line and "in leave" in line
+
+
+@pytest.mark.parametrize("command", ["run", "leaderboard", "export"])
+def test_an_out_file_name_too_long_is_refused(tmp_path: Path, command: str) -> None:
+    args = {"run": ["run", *SCRATCH, *BASE], "leaderboard": ["leaderboard"],
+            "export": ["export"]}[command]
+    for name in ("x" * 300 + ".md", "x" * 250 + ".md", "y" * 300 + "/board.md"):
+        out = tmp_path / name
+        assert_usage_error([*args, "--store", str(tmp_path / "S"), "--out", str(out)],
+                           "too long")
+    assert list(tmp_path.iterdir()) == []
+
+
+BOUND_CASES = [
+    ([*SCRATCH, "--seeds", "99999999999999999999"], "--seeds must be in 1..100,"),
+    ([*SCRATCH, "--seeds", "101"], "--seeds must be in 1..100,"),
+    ([*SCRATCH, "--merge", "soup:over=seeds,runs=99999999999"],
+     "merge 'soup': ingredients() asks for 99999999999 runs; at most 100"),
+    ([*SCRATCH, "--device", "mps"], "--device 'mps'"),
+    ([*SCRATCH, "--device", "meta"], "--device 'meta'"),
+    ([*SCRATCH, "--device", "cuda:99"], "--device 'cuda:99'"),
+    (["--encoder", "scratch:init_seed=18446744073709551616", "--task", "parity"],
+     "encoder 'scratch': init_seed=18446744073709551616 is not in 0..18446744073709551615"),
+    (["--encoder", "scratch:init_seed=-1", "--task", "parity"], "init_seed=-1 is not in 0.."),
+    ([*SCRATCH, "--job-gpus", "nan"], "--job-gpus must be a finite number >= 0"),
+    ([*SCRATCH, "--job-gpus", "inf"], "--job-gpus must be a finite number >= 0"),
+    ([*SCRATCH, "--job-gpus", "-1"], "--job-gpus must be a finite number >= 0"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), BOUND_CASES,
+                         ids=[" ".join(a[-2:]) for a, _ in BOUND_CASES])
+def test_run_bounds_and_devices(tmp_path: Path, args: list[str], expected: str) -> None:
+    out = tmp_path / "board.md"
+    assert_usage_error(["run", *args, *BASE, "--store", str(tmp_path / "S"), "--out", str(out)],
+                       expected, out)
+    assert not (tmp_path / "S").exists()
+
+
+def test_the_most_seeds_plan() -> None:
+    from harness.plan import MAX_SEEDS, plan_request
+    from harness.registry import load_registry
+    from harness.selection import Request
+
+    plan = plan_request(load_registry(), Request(
+        encoders=["scratch"], adapters=["full"], merges=["none"], tasks=["parity"],
+        metrics=["silhouette"], profile="smoke", seeds=MAX_SEEDS))
+    assert sorted({v.seed for v in plan.variants if v.seed is not None}) == list(range(MAX_SEEDS))
+
+
+def test_audit_draws_have_an_upper_bound() -> None:
+    assert_usage_error(["tasks", "--audit", "--draws", "99999999999999"],
+                       "--draws must be in 10..100000")
+    assert_usage_error(["tasks", "--audit", "--draws", "100001"], "--draws must be in 10..")
+
+
+NOT_A_NUMBER = '''
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from harness import hookimpl
+from harness.api import Metric
+
+
+@dataclass(frozen=True)
+class Stringly(Metric):
+    """Returns its score as a string, or as a bool."""
+    name: ClassVar[str] = "stringly"
+    in_all: ClassVar[bool] = False
+    higher_is_better: ClassVar[bool] = True
+    bool_: bool = False
+
+    def score(self, X, y, rng):
+        return True if self.bool_ else "0.75"
+
+
+@dataclass(frozen=True)
+class StringRows(Metric):
+    """Returns its per-row values as strings."""
+    name: ClassVar[str] = "string-rows"
+    in_all: ClassVar[bool] = False
+    higher_is_better: ClassVar[bool] = True
+
+    def score(self, X, y, rng):
+        return 0.75
+
+    def per_sample(self, X, y, rng):
+        return np.array(["0.75"] * len(y))
+
+
+@hookimpl
+def register_metrics(register):
+    register(Stringly)
+    register(StringRows)
+'''
+
+
+@pytest.mark.parametrize(("metric", "expected"), [
+    ("stringly", "metric 'stringly': score returned '0.75' (str), not a number"),
+    ("stringly:bool_=true", "': score returned True (bool), not a number; return a float"),
+    ("string-rows", "metric 'string-rows': per_sample returned values of dtype <U4, not "
+                    "numbers"),
+])
+def test_a_metric_that_returns_no_number_fails_its_cell_and_its_check(
+        tmp_path: Path, metric: str, expected: str) -> None:
+    plugin = tmp_path / "not_a_number.py"
+    plugin.write_text(NOT_A_NUMBER)
+    store, out = tmp_path / "S", tmp_path / "o.md"
+    code, stdout, err = run_cli(["run", "--plugin", str(plugin), "--encoder", "scratch",
+                                 "--adapter", "none", "--task", "parity", "--metric", metric,
+                                 *BASE, "--device", "cpu", "--store", str(store),
+                                 "--out", str(out)])
+    failures = [line for line in err.splitlines() if line.startswith("failed: ")]
+    assert code == 1 and "Traceback" not in err, err
+    assert len(failures) == 1 and expected in failures[0], err
+    assert _rows(store, "SELECT metric FROM scores") == []
+    code, stdout, err = run_cli(["check", metric, "--plugin", str(plugin)])
+    assert code == 1, stdout
+    assert stdout.startswith(f"FAIL  metric {metric.partition(':')[0]} ") and expected in stdout
+
+
+def test_degenerate_embeddings_raise_no_numpy_warning_and_no_traceback(tmp_path: Path) -> None:
+    """Issue #31 item 10: numpy RuntimeWarning lines reached stderr (CKA's interval over
+    all-NaN half-samples, silhouette's unused branch dividing by zero), and the projection
+    plot of one-dimensional embeddings was a traceback."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, out, err = run_cli(["run", "--encoder", "scratch:dim=1,heads=1", "--adapter",
+                                  "full", "--task", "parity", "--task", "primality", *BASE,
+                                  "--device", "cpu", "--store", str(tmp_path / "S"),
+                                  "--out", str(tmp_path / "o.md")])
+    assert code == 0 and "Traceback" not in err, err
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []

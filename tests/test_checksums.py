@@ -67,14 +67,90 @@ def test_a_damaged_checksum_file_makes_the_embeddings_missing(store):
     assert store.damaged == ["artifacts/embeddings/k.npy"]
 
 
+def before_checksums(root: Path) -> Store:
+    """The store at ``root`` opened as by the first harness that keeps the list of artifacts
+    from before checksums: the list is made from what it finds then."""
+    (root / "artifacts" / "checksums.json").unlink(missing_ok=True)
+    return Store(root)
+
+
 def test_embeddings_from_before_checksums_still_load(store):
     path = store.embeddings_path("old")
     path.parent.mkdir(parents=True)
     np.save(path, np.ones((3, 2), np.float32))  # what a harness before checksums wrote
+    store.close()
+    store = before_checksums(store.root)
     assert np.array_equal(store.load_embeddings("old", 3), np.ones((3, 2), np.float32))
     assert store.damaged == [] and store.unverified == 1
     path.write_bytes(path.read_bytes()[:-4])  # structural checks still catch a truncation
     assert store.load_embeddings("old", 3) is None and not path.exists()
+    store.close()
+
+
+def test_a_lost_checksum_is_damage_not_an_unverified_artifact(store):
+    """Issue #31 item 5: with the .sha256 deleted, embeddings scaled by 1e6 were read as
+    'unverified' and scored (kNN accuracy 0.833 -> 1.0) without a word."""
+    X = np.arange(12, dtype=np.float32).reshape(6, 2)
+    store.save_embeddings("k", X)
+    path = store.embeddings_path("k")
+    store.checksum_path(path).unlink()
+    np.save(path, X * 1e6)
+    assert store.load_embeddings("k", 6) is None and not path.exists()
+    assert store.damaged == ["artifacts/embeddings/k.npy"] and store.unverified == 0
+
+
+def test_a_lost_manifest_checksum_is_damage(store):
+    store.save_checkpoints("t", stages())
+    done = store.checkpoints_dir("t") / "done.json"
+    manifest = json.loads(done.read_text())
+    del manifest["sha256"]
+    done.write_text(json.dumps(manifest))
+    assert store.load_checkpoints("t") is None and not done.exists()
+    assert store.damaged == ["artifacts/checkpoints/t/done.json"]
+
+
+@pytest.mark.parametrize("kind", ["outside", "fifo", "link"])
+def test_only_the_stores_own_regular_files_are_read(tmp_path, store, kind):
+    """Issue #31 item 7b: a done.json naming ``../../elsewhere.safetensors`` (its checksums
+    recomputed) made a run read a file outside the store, and a FIFO there hung the run."""
+    from harness.store.artifacts import _manifest_digest
+
+    store.save_checkpoints("t", stages())
+    folder = store.checkpoints_dir("t")
+    done = folder / "done.json"
+    manifest = json.loads(done.read_text())
+    entry = manifest["checkpoints"][0]
+    if kind == "outside":
+        elsewhere = tmp_path / "elsewhere.safetensors"
+        os.replace(folder / entry["file"], elsewhere)
+        entry["file"] = os.path.relpath(elsewhere, folder)
+    elif kind == "fifo":
+        (folder / entry["file"]).unlink()
+        os.mkfifo(folder / entry["file"])
+    else:
+        elsewhere = tmp_path / "elsewhere.safetensors"
+        os.replace(folder / entry["file"], elsewhere)
+        (folder / entry["file"]).symlink_to(elsewhere)
+    manifest["sha256"] = _manifest_digest(manifest["checkpoints"])
+    done.write_text(json.dumps(manifest))
+    assert store.load_checkpoints("t") is None  # returns at once: nothing was opened
+    assert store.damaged == ["artifacts/checkpoints/t/done.json"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link"])
+def test_embeddings_that_are_not_a_regular_file_are_damage(tmp_path, store, kind):
+    X = np.ones((3, 2), np.float32)
+    store.save_embeddings("k", X)
+    path = store.embeddings_path("k")
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        elsewhere = tmp_path / "elsewhere.npy"
+        np.save(elsewhere, X)
+        path.symlink_to(elsewhere)
+    assert store.load_embeddings("k", 3) is None and not os.path.lexists(path)
+    assert (tmp_path / "elsewhere.npy").exists() or kind == "fifo"  # the target is kept
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -118,11 +194,14 @@ def test_a_done_json_from_before_checksums_still_loads(store):
     manifest = json.loads(done.read_text())
     del manifest["sha256"]  # the layout before checksums
     done.write_text(json.dumps(manifest))
+    store.close()
+    store = before_checksums(store.root)
     assert store.load_checkpoints("t") is not None
     assert store.damaged == [] and store.unverified == 1
     manifest["checkpoints"] = []  # what an adapter returning nothing left: never again
     done.write_text(json.dumps(manifest))
     assert store.load_checkpoints("t") is None and not done.exists()
+    store.close()
 
 
 def test_no_checkpoints_are_never_stored(store):
@@ -193,7 +272,12 @@ def test_a_store_from_before_checksums_recomputes_nothing(tmp_path, capsys):
     for done in artifacts.rglob("done.json"):
         manifest = json.loads(done.read_text())
         done.write_text(json.dumps({"checkpoints": manifest["checkpoints"]}))
+    (artifacts / "checksums.json").unlink()  # a store no harness has surveyed
     capsys.readouterr()
     assert run_here(SMOKE_TASKS, folder) == {"computed": 0, "reused": 12, "failed": 0}
-    assert "warning" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "warning" not in err and "artifact read(s) had no checksum" in err  # said, once
     assert (folder / "O").read_bytes() == board
+    survey = json.loads((artifacts / "checksums.json").read_text())["before checksums"]
+    assert len(survey) == len(list(artifacts.rglob("*.npy"))) + len(
+        list(artifacts.rglob("done.json")))

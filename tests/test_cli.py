@@ -5,6 +5,8 @@ write a deterministic leaderboard, third-party ``--plugin`` files take part with
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -290,6 +292,23 @@ def test_debug_reraises(capsys: pytest.CaptureFixture[str],
         main(["run"])
 
 
+@pytest.mark.parametrize("value", ["", " ", "0", "false", "FALSE", "no", "No", "off", "OFF"])
+def test_harness_debug_off_values_keep_errors_one_line(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("HARNESS_DEBUG", value)
+    assert main(["run", "--encoder", "scratc"]) == 2  # not re-raised: debugging is off
+    (line,) = lines(capsys.readouterr().err)
+    assert line.startswith("harness: error: unknown encoder 'scratc'; did you mean 'scratch'?")
+
+
+@pytest.mark.parametrize("value", ["1", "true", "Yes", "on", "2"])
+def test_harness_debug_on_values_show_tracebacks(monkeypatch: pytest.MonkeyPatch,
+                                                 value: str) -> None:
+    monkeypatch.setenv("HARNESS_DEBUG", value)
+    with pytest.raises(HarnessError, match="did you mean 'scratch'"):
+        main(["run", "--encoder", "scratc"])
+
+
 def test_broken_plugin_blocks_all_and_is_named(capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib import metadata
@@ -422,3 +441,32 @@ def test_metric_undefined_is_nan_with_note(capsys: pytest.CaptureFixture[str],
     text = out.read_text()
     assert "n/a" in text
     assert "## Notes" in text and "why: never defined here" in text
+
+
+def test_readme_examples_never_replace_the_committed_page(tmp_path, monkeypatch):
+    """Issue #31 item 11: README's own ``--profile smoke`` examples wrote leaderboard/README.md
+    through the default --out. Only ``harness run --all`` alone (the committed page's run)
+    writes there by default; any other run, and ``harness leaderboard``, beside the store."""
+    from harness.arguments import DEFAULT_OUT, build_parser, default_out
+
+    monkeypatch.chdir(tmp_path)
+    committed = tmp_path / "leaderboard" / "README.md"
+    committed.parent.mkdir()
+    committed.write_text("the committed page\n")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["run", "--encoder", "scratch", "--adapter", "full", "--task", "parity",
+                     "--task", "progression", "--profile", "smoke", "--device", "cpu"])
+        assert code == 0, err.getvalue()
+        assert main(["leaderboard"]) == 0, err.getvalue()
+    assert committed.read_text() == "the committed page\n"
+    beside = Path(".harness-leaderboard") / "README.md"
+    assert (tmp_path / beside).read_text().startswith("# Leaderboard")
+    assert f"leaderboard: {beside}" in err.getvalue()  # said where
+    parser = build_parser()
+    assert default_out(parser.parse_args(["run", "--all"])) == DEFAULT_OUT
+    for argv in (["run", "--all", "--profile", "smoke"], ["run", "--all", "--merge", "ties"],
+                 ["run", "--all", "--seeds", "2"], ["run", "--all", "--train-task", "parity"]):
+        assert default_out(parser.parse_args(argv)) == str(beside), argv
+    assert default_out(parser.parse_args(["run", "--store", "/x/S/"])) == \
+        "/x/S-leaderboard/README.md"

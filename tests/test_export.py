@@ -50,3 +50,14 @@ def test_export_needs_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["export", "--store", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no results store" in err[0]
+
+
+def test_csv_text_cells_never_start_a_formula() -> None:
+    """A text cell a spreadsheet would run as a formula gets a leading ' (the run-level check,
+    a component named ``@SUM(1+1)``, is in test_security.py); numbers stay numbers."""
+    from harness.report.export import text_cell
+
+    for text in ("=1+1", "+1", "-1", "@SUM(1+1)", "\t=1", "\r=1"):
+        assert text_cell(text) == "'" + text
+    for value in ("silhouette", "", "a=b", -0.25, 3, None, True):
+        assert text_cell(value) == value

@@ -408,6 +408,8 @@ def test_disable_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
     ("merges.interpolation", {"slerp", "linear"}, {"soup", "ties", "none"}),
     ("numgeo-harness.merges.task-vectors", {"ties", "dare", "model-stock"}, {"soup", "slerp"}),
     ("numgeo-harness.merges", {"soup", "slerp", "ties"}, {"none"}),
+    ("numgeo-harness", {"soup", "slerp", "ties"}, {"none"}),  # the distribution: all of it
+    ("Numgeo_Harness", {"soup", "slerp", "ties"}, {"none"}),  # as pip compares names
     ("harness", set(), {"none", "soup"}),  # the core's own cannot be turned off
     ("slerp", {"slerp"}, {"linear", "soup"}),  # a component name
     ("merge:linear", {"linear"}, {"slerp"}),
@@ -420,6 +422,17 @@ def test_disable_by_alias(monkeypatch: pytest.MonkeyPatch, disabled: str, gone: 
         merges = set(load_registry().components["merges"])
     assert not gone & merges and kept <= merges
     assert bool(caught) == (disabled == "harness")  # the core's own: cannot be turned off
+
+
+def test_a_distribution_s_name_turns_off_all_its_entry_points(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "numgeo-harness")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # it turns something off: no warning
+        reg = load_registry()
+    assert sorted(reg.plugins) == [CORE]
+    assert {k: sorted(v) for k, v in reg.components.items() if v} == {
+        "adapters": ["none"], "merges": ["none"]}  # the core's own stay
 
 
 def test_old_entry_point_names_still_disable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -542,6 +555,34 @@ def test_build_bad_value(raw: dict[str, str], expected: str) -> None:
 def test_build_post_init_error_names_component() -> None:
     with pytest.raises(HarnessError, match="merge 'knobs': k must be >= 0"):
         build(Knobs, "merge", {"k": "-1"})
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """Fields bounded by their metadata (``min``, ``max``), and one left free."""
+
+    name: ClassVar[str] = "bounded"
+    seed: int = dataclasses.field(default=0, metadata={"min": 0, "max": 2**64 - 1})
+    share: float = dataclasses.field(default=0.5, metadata={"min": 0.0, "max": 1.0})
+    free: int = 0
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ({"seed": str(2**64)}, "merge 'bounded': seed=18446744073709551616 is not in "
+                           "0..18446744073709551615"),
+    ({"seed": "-1"}, "merge 'bounded': seed=-1 is not in 0..18446744073709551615"),
+    ({"share": "1.5"}, "merge 'bounded': share=1.5 is not in 0.0..1.0"),
+])
+def test_build_refuses_values_outside_a_field_s_bounds(raw: dict[str, str],
+                                                        expected: str) -> None:
+    with pytest.raises(HarnessError) as err:
+        build(Bounded, "merge", raw)
+    assert str(err.value) == expected
+
+
+def test_build_keeps_values_inside_a_field_s_bounds() -> None:
+    assert build(Bounded, "merge", {"seed": str(2**64 - 1), "share": "1", "free": str(2**70)}
+                 ) == Bounded(seed=2**64 - 1, share=1.0, free=2**70)
 
 
 def test_build_real_component(registry: Registry) -> None:

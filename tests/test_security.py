@@ -1,7 +1,8 @@
 """Security: no pickle (weights are safetensors, ``.npy`` is read with ``allow_pickle=False``,
 a pickled model checkpoint is read as tensors only), a model's own code runs only on the user's
 explicit ``trust_remote_code=true``, strings from plugins cannot break or inject into the
-leaderboard's markdown, and every file a run writes stays inside its store, its leaderboard
+leaderboard's markdown nor become links or images there, nor start a formula in a CSV export's
+cell, and every file a run writes stays inside its store, its leaderboard
 folder and the model cache."""
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ def test_the_code_never_unpickles() -> None:
 def _tiny_bert_folder(folder: Path) -> None:
     from transformers import BertConfig, BertModel
 
-    from tests.test_hf import _tokenizer
+    try:
+        from tests.test_hf import _tokenizer
+    except ModuleNotFoundError:  # `pytest` run as a script puts tests/, not the root, on the path
+        from test_hf import _tokenizer  # type: ignore[no-redef]
 
     torch.manual_seed(0)
     BertModel(BertConfig(vocab_size=16, hidden_size=32, num_hidden_layers=1,
@@ -319,3 +323,190 @@ def test_atomic_writes_get_the_umask_s_mode_not_0600(tmp_path: Path) -> None:
     plain = tmp_path / "plain.md"
     plain.write_text("x")
     assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+
+
+# ------------------------------------------------------------------ links, images, CSV formulas
+
+#: markdown images and links, GFM's autolinks (``scheme://``, ``www.``, e-mail addresses,
+#: ``mailto:``/``xmpp:``) and a task-list box; no comma, so it passes as a parameter value too
+LINK = ("![i](//evil.example/p.png) [l](//evil.example) https://evil.example/a "
+        "HTTP://evil.example www.evil.example a@evil.example mailto:b@evil.example "
+        "xmpp:c@evil.example/x [ ] box")
+#: component names (no ``:,= |`<>``, no space): an image, a link, a host, an address, a formula
+IMAGE, ANCHOR, HOST, MAIL, FORMULA = ("![i](//evil.example/p.png)", "[l](//evil.example)",
+                                      "www.evil.example", "u@evil.example", "@SUM(1+1)")
+
+LINKY = f"""
+from dataclasses import dataclass
+from typing import ClassVar
+from harness import hookimpl
+from harness.api import Merged, Metric, MetricUndefined, PooledMerge
+from harness.plugins.adapters import Full
+from harness.plugins.scratch import Scratch
+from harness.tasks.elementwise import Parity
+
+@dataclass(frozen=True)
+class Linked(Scratch):
+    \"\"\"An encoder whose label carries a string parameter.\"\"\"
+    name: ClassVar[str] = {HOST!r}
+    tag: str = ""
+
+@dataclass(frozen=True)
+class Pictured(Full):
+    \"\"\"An adapter named like an image.\"\"\"
+    name: ClassVar[str] = {IMAGE!r}
+
+@dataclass(frozen=True)
+class Anchored(PooledMerge):
+    \"\"\"A merge named like a link whose statistic's name carries links.\"\"\"
+    name: ClassVar[str] = {ANCHOR!r}
+    def merge(self, base, checkpoints, score=None):
+        return Merged(dict(checkpoints[0]), {{{LINK!r}: 1.0}})
+
+@dataclass(frozen=True)
+class Mailed(Parity):
+    \"\"\"Parity named like an e-mail address.\"\"\"
+    name: ClassVar[str] = {MAIL!r}
+
+@dataclass(frozen=True)
+class Undefined(Metric):
+    \"\"\"Never defined: its reason carries links.\"\"\"
+    name: ClassVar[str] = "undefined"
+    higher_is_better: ClassVar[bool] = True
+    tag: str = ""
+    def score(self, X, y, rng):
+        raise MetricUndefined("see " + self.tag)
+
+@dataclass(frozen=True)
+class Formula(Metric):
+    \"\"\"A negative number under a name a spreadsheet would read as a formula.\"\"\"
+    name: ClassVar[str] = {FORMULA!r}
+    higher_is_better: ClassVar[bool] = False
+    def score(self, X, y, rng):
+        return -0.25
+
+@dataclass(frozen=True)
+class Failing(Metric):
+    \"\"\"Its error carries links.\"\"\"
+    name: ClassVar[str] = "failing"
+    higher_is_better: ClassVar[bool] = True
+    def score(self, X, y, rng):
+        raise RuntimeError({LINK!r})
+
+@hookimpl
+def register_encoders(register):
+    register(Linked)
+
+@hookimpl
+def register_adapters(register):
+    register(Pictured)
+
+@hookimpl
+def register_merges(register):
+    register(Anchored)
+
+@hookimpl
+def register_tasks(register):
+    register(Mailed)
+
+@hookimpl
+def register_metrics(register):
+    register(Undefined)
+    register(Formula)
+    register(Failing)
+"""
+
+# What GFM (cmark-gfm, as GitHub renders) makes a link or an image of, checked on the markdown
+# text. Verified with cmarkgfm 2025.10.22 (`github_flavored_markdown_to_html`, autolink
+# extension on) in a table cell, a heading, a list item and a code span: `\[` and `\]` never open
+# or close a link, an image or a task-list box (and `!\[...\](...)` is no image); a word joiner
+# U+2060 inside `://` (`:\u2060//`), `www.` (`www\u2060.`) and before `@` stops every autolink.
+# A backslash or an entity does NOT stop an e-mail autolink: `a\@b.co`, `a&#64;b.co` and
+# `a@b\.co` are still linked (the extension reads the text after escapes are resolved and
+# adjacent text merged), so an invisible word joiner is what keeps the text readable and unlinked.
+# A page that puts its own "@" before a plugin string ("full@" + md("evil.example")) is still
+# linked: md() goes over the whole "adapter@task" instead.
+_LINK_RULES = [
+    (r"(?<!\\)(?:\\\\)*[\[\]]", "an unescaped [ or ]"),
+    (r"(?i)[a-z]://", "a scheme:// autolink"),
+    (r"(?i)(?:^|[^a-z0-9])www\.", "a www. autolink"),
+    (r"[A-Za-z0-9.+_-]@[A-Za-z0-9._/@-]*[.@]", "an e-mail autolink"),
+]
+
+
+#: on a whole page, whose own text has brackets (``v [lo, hi]``): no inline or reference link
+#: or image, no link reference definition and no task-list box
+_PAGE_RULES = [
+    (r"(?<!\\)(?:\\\\)*\][(\[]", "a link or an image"),
+    (r"^ {0,3}\[[^\]]*\]:", "a link reference definition"),
+    (r"^\s*(?:[-*+]|\d+[.)])\s+\[[ xX]\]", "a task-list box"),
+    *_LINK_RULES[1:],
+]
+
+
+def assert_no_link(text: str, rules: list[tuple[str, str]] = _PAGE_RULES) -> None:
+    """No markdown link or image and no GFM autolink can come from ``text`` (the page's links
+    to its own figures are left out)."""
+    for line in text.splitlines():
+        if re.fullmatch(r"!\[[^\[\]]*\]\((slerp-sweep|train-eval|projection)\.png\)", line):
+            continue
+        for pattern, what in rules:
+            assert not re.search(pattern, line), f"{what}: {line}"
+
+
+def shown(markdown: str) -> str:
+    """What a reader sees of ``md``'s text (backslash escapes and word joiners resolved; the
+    HTML entities left as they are)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
+
+def test_md_never_makes_a_link_or_an_image() -> None:
+    from harness.report.tables import md
+
+    for text in [LINK, IMAGE, ANCHOR, HOST, MAIL, FORMULA, "x@y@z", "a_@b.co", "-@b.co",
+                 "WwW.x.y", "ftp://x", "[^1]", "[x]: //evil.example"]:
+        assert_no_link(md(text), _LINK_RULES)
+        assert_no_link(md(text))
+        assert shown(md(text)) == text  # still readable
+    # the harness's own names are left as they were: a row name, a parameter, an interval
+    for text in ["scratch + lora@parity", "slerp:t=0.3", "0.854 (0.83, 0.88)", "probe-accuracy"]:
+        assert md(text) == text
+
+
+def test_plugin_strings_never_become_links(tmp_path: Path) -> None:
+    """Through a run: names (an encoder, an adapter, a merge, a task), a string parameter (in
+    an encoder's and a metric's labels: headings, table cells), a merge statistic's name (the
+    headline's merge column), a MetricUndefined reason (the notes) and an error (failed cells),
+    and CSV cells a spreadsheet would read as formulas."""
+    import contextlib
+    import csv
+    import io
+
+    plugin = tmp_path / "linky.py"
+    plugin.write_text(LINKY)
+    out = tmp_path / "board.md"
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        main(["run", "--plugin", str(plugin), "--encoder", f"{HOST}:tag={LINK}",
+              "--adapter", IMAGE, "--merge", "none", "--merge", ANCHOR, "--task", "parity",
+              "--task", MAIL, "--train-task", MAIL, "--metric", f"undefined:tag={LINK}",
+              "--metric", FORMULA, "--metric", "failing", "--metric", "silhouette", *SMOKE,
+              "--store", str(tmp_path / "S"), "--out", str(out)])
+    text = out.read_text()
+    for name in (IMAGE, ANCHOR, HOST, MAIL, FORMULA, LINK):  # on the page, readable
+        assert name in shown(text), name
+    assert_no_link(text)
+    assert_no_injection(text)
+    assert "## Notes" in text and "## Failed cells" in text and LINK in shown(text)
+
+    # CSV: a text cell that starts with = + - @, a tab or a CR gets a leading ', numbers stay
+    with contextlib.redirect_stdout(io.StringIO()) as export:
+        assert main(["export", "--store", str(tmp_path / "S")]) == 0
+    rows = list(csv.DictReader(io.StringIO(export.getvalue())))
+    formula = [r for r in rows if r["metric"].endswith(FORMULA)]
+    assert formula and all(r["metric"] == "'" + FORMULA and float(r["value"]) == -0.25
+                           for r in formula), formula
+    for row in rows:
+        for column, value in row.items():
+            assert not value.startswith(("=", "+", "@", "\t", "\r")), (column, value)
+            if value.startswith("-"):
+                assert column == "value" and float(value) < 0, (column, value)

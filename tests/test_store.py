@@ -85,7 +85,8 @@ def test_store_reopens_and_keeps_records(tmp_path):
         assert store.query("SELECT COUNT(*) AS n FROM failures")[0]["n"] == 0  # scored: cleared
     finally:
         store.close()
-    assert listing(tmp_path / "S") == ["results.sqlite"]  # no probe or WAL left behind
+    # no probe or WAL left behind; the list of artifacts from before checksums (none)
+    assert listing(tmp_path / "S") == ["artifacts", "artifacts/checksums.json", "results.sqlite"]
 
 
 def test_open_existing_needs_a_store(tmp_path):
@@ -370,8 +371,10 @@ def test_damaged_rows_are_dropped_and_recomputed(copy_of_finished, registry):
                 "WHERE variant=?)", (variant,))
 
     store = Store(folder / "S")
-    try:  # never read: gone before anyone looks
-        assert store.dropped == 1 + 2 + len([r for r in analyses if r[0] == variant])
+    try:  # never read: gone before anyone looks; each named once (a score, a blob, a value)
+        assert len(store.dropped) == 3, store.dropped
+        assert store.query("SELECT count(*) AS n FROM analyses WHERE variant=?",
+                           (variant,))[0]["n"] == 0  # the variant's analyses go together
         assert store.stored_metrics(cell_a) < {r[1] for r in before if r[0] == cell_a}
     finally:
         store.close()

@@ -402,3 +402,203 @@ def test_listings_to_a_stdout_they_cannot_write(command: list[str], stdout: str)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("harness: error: cannot write the ")
     assert "no space left on the disk" not in proc.stderr
+
+
+# ------------------------------------- what a store keeps when part of it is lost (issue #31)
+
+MERGED = [*SCRATCH, "--task", "primality", "--adapter", "full", "--merge", "slerp",
+          "--merge", "ties:over=tasks"]
+
+
+def _export(folder: Path) -> dict:
+    """``harness export --format json`` of ``folder/S`` without what differs between two
+    otherwise identical runs (run ids, commits, start and finish times)."""
+    import json
+
+    code, out, err = run_cli(["export", "--format", "json", "--store", str(folder / "S")])
+    assert code == 0, err
+    data = json.loads(out)
+    del data["runs"]
+    for row in [*data["cells"], *data["analyses"]]:
+        del row["run_id"]
+    return data
+
+
+def _page(folder: Path) -> bytes:
+    return (folder / "board" / "README.md").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A smoke store with single-task SLERP (stats: its fallback) and a cross-task TIES (its
+    chosen density and scale, scored on held-out data), with its page and export."""
+    folder = tmp_path_factory.mktemp("merged")
+    _run(MERGED, folder)
+    assert len(_export(folder)["merge_stats"]) == 3
+    return folder
+
+
+def test_a_lost_database_keeps_every_merge_statistic(tmp_path: Path, merged: Path) -> None:
+    """Item 1: following the advice after a lost results.sqlite ("move it aside and re-run")
+    gave the same scores but lost every merge's statistics for good."""
+    for name in ("S", "board"):
+        shutil.copytree(merged / name, tmp_path / name)
+    (tmp_path / "S" / "results.sqlite").rename(tmp_path / "results.sqlite.aside")
+    _run(MERGED, tmp_path)
+    assert _export(tmp_path) == _export(merged)
+    assert _page(tmp_path) == _page(merged)
+
+
+def test_lost_merge_statistics_rows_are_restored_from_the_artifacts(tmp_path: Path,
+                                                                     merged: Path) -> None:
+    for name in ("S", "board"):
+        shutil.copytree(merged / name, tmp_path / name)
+    db = sqlite3.connect(tmp_path / "S" / "results.sqlite")
+    db.execute("DELETE FROM merge_stats")
+    db.commit()
+    db.close()
+    code, out, err = run_cli(["run", *MERGED, *BASE, "--store", str(tmp_path / "S"),
+                              "--out", str(tmp_path / "board" / "README.md")])
+    assert code == 0 and "0 computed" in out, err  # restored, nothing recomputed
+    assert _export(tmp_path) == _export(merged) and _page(tmp_path) == _page(merged)
+
+
+KILLER = '''
+import os
+import signal
+from dataclasses import dataclass
+from typing import ClassVar
+
+from harness import hookimpl
+from harness.api import Metric
+
+CALLS = [0]
+
+
+@dataclass(frozen=True)
+class WalKiller(Metric):
+    """Scores 1. At its KILL_AT-th call (when set), deletes the store's -wal and -shm files and
+    kills its own process: a careless user, then a power cut."""
+    name: ClassVar[str] = "wal-killer"
+    higher_is_better: ClassVar[bool] = True
+
+    def score(self, X, y, rng):
+        CALLS[0] += 1
+        if CALLS[0] == int(os.environ.get("KILL_AT", "0")):
+            for name in ("results.sqlite-wal", "results.sqlite-shm"):
+                path = os.path.join(os.environ["KILLER_STORE"], name)
+                if os.path.exists(path):
+                    os.unlink(path)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return 1.0
+
+
+@hookimpl
+def register_metrics(register):
+    register(WalKiller)
+'''
+
+
+def test_wal_and_shm_deleted_then_the_run_killed(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Items 1 and 3: the -wal and -shm files deleted during a store's first run, then the
+    run killed: the export was a CSV of its header alone with exit 0, and a re-run lost the
+    merge statistics. Now the export says there is no run, and the re-run's page and export
+    are those of an untouched store."""
+    plugin = tmp_path / "killer.py"
+    plugin.write_text(KILLER)
+    args = ["--plugin", str(plugin), *MERGED, "--metric", "wal-killer", "--metric",
+            "silhouette"]
+    reference, killed = tmp_path / "ref", tmp_path / "killed"
+    _run(args, reference)
+    monkeypatch.setenv("KILLER_STORE", str(killed / "S"))
+    monkeypatch.setenv("KILL_AT", "12")  # the last cell: every merge has run
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", *args, *BASE, "--store",
+                           str(killed / "S"), "--out", str(killed / "board" / "README.md")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == -9, proc.stderr
+    for command in (["export"], ["export", "--format", "json"], ["leaderboard"]):
+        assert_usage_error([*command, "--plugin", str(plugin), "--store", str(killed / "S"),
+                            "--out", str(tmp_path / "o.md")], "holds no run yet",
+                           tmp_path / "o.md")
+    monkeypatch.delenv("KILL_AT")
+    _run(args, killed)
+    assert _export(killed) == _export(reference)
+    assert _page(killed) == _page(reference)
+
+
+@pytest.mark.parametrize("bit", [0, 52], ids=["lowest-mantissa-bit", "exponent-bit"])
+def test_a_flipped_bit_in_a_stored_score_is_recomputed_and_named(tmp_path: Path, merged: Path,
+                                                                  bit: int) -> None:
+    """Item 4: silhouette 0.519 read as 1.038 (an exponent bit) passed quick_check and was
+    reported; a flip of the lowest mantissa bit is caught as surely."""
+    import struct
+
+    for name in ("S", "board"):
+        shutil.copytree(merged / name, tmp_path / name)
+    db = sqlite3.connect(tmp_path / "S" / "results.sqlite")
+    rowid, value, variant = db.execute("SELECT rowid, value, variant FROM scores WHERE "
+                                       "metric='silhouette' AND value > 0.1 LIMIT 1").fetchone()
+    (bits,) = struct.unpack("<Q", struct.pack("<d", value))
+    (flipped,) = struct.unpack("<d", struct.pack("<Q", bits ^ (1 << bit)))
+    db.execute("UPDATE scores SET value=? WHERE rowid=?", (flipped, rowid))
+    db.commit()
+    assert db.execute("PRAGMA quick_check").fetchone() == ("ok",)
+    db.close()
+    code, out, err = run_cli(["run", *MERGED, *BASE, "--store", str(tmp_path / "S"),
+                              "--out", str(tmp_path / "board" / "README.md")])
+    assert code == 0 and "1 computed" in out, err
+    warning = next(line for line in err.splitlines() if "damaged row" in line)
+    assert f"silhouette score of variant {variant}" in warning
+    assert _export(tmp_path) == _export(merged) and _page(tmp_path) == _page(merged)
+
+
+def test_every_row_a_figure_comes_from_is_checksummed(tmp_path: Path) -> None:
+    """A flipped bit anywhere in a per-row blob, an analysis or a merge statistic is dropped
+    and named when the store is opened; a schema-3 store is checksummed as it stands."""
+    from harness.store import Store, schema
+
+    store = Store(tmp_path / "S")
+    where = ("smoke", 0, store.start_run(["x"], "smoke", [0], "abc", {}, "t0"))
+    import numpy as np
+
+    store.put_scores("c", "v", "parity", where, [("m", "m", 0.5, "", True)],
+                     {"m": np.array([0.25, 0.75])})
+    store.put_analyses("v", "pool", ["parity"], "smoke", 0, where[2],
+                       [("cka", "base", 0.9, 0.8, 1.0)])
+    store.put_merge_stats("v", {"chosen scale": 0.5})
+    store.close()
+    tampered = {"samples": ("UPDATE samples SET data = x'0100803e0000403f'",  # 0.25 + 1 ulp
+                            "per-row values"),
+                "analyses": ("UPDATE analyses SET lo = 0.8000000000000002", "cka analysis"),
+                "merge_stats": ("UPDATE merge_stats SET stats = '{\"chosen scale\": 0.75}'",
+                                "merge statistics")}
+    for table, (sql, named) in tampered.items():
+        copy = tmp_path / table
+        shutil.copytree(tmp_path / "S", copy)
+        db = sqlite3.connect(copy / "results.sqlite")
+        db.execute(sql)
+        db.commit()
+        db.close()
+        reopened = Store(copy)
+        try:
+            assert len(reopened.dropped) == 1 and named in reopened.dropped[0], reopened.dropped
+            assert reopened.query(f"SELECT count(*) AS n FROM {table}")[0]["n"] == 0
+        finally:
+            reopened.close()
+    old = tmp_path / "old"  # a schema-3 store: no checksums yet
+    shutil.copytree(tmp_path / "S", old)
+    db = sqlite3.connect(old / "results.sqlite")
+    for table in ("scores", "samples", "analyses", "merge_stats"):
+        db.execute(f"ALTER TABLE {table} DROP COLUMN digest")
+    db.execute("UPDATE meta SET value='3' WHERE key='schema'")
+    db.commit()
+    db.close()
+    for _ in range(2):  # upgraded once, then nothing is dropped
+        reopened = Store(old)
+        try:
+            assert reopened.dropped == [] and reopened.stored_metrics("c") == {"m"}
+        finally:
+            reopened.close()
+    assert schema.VERSION == 4

@@ -18,6 +18,7 @@ import pytest
 from smoke_runs import parse_summary
 
 from harness.cli import main
+from harness.store import schema
 
 ROOT = Path(__file__).resolve().parent
 FIXTURE = ROOT / "fixtures" / "store-v1"
@@ -71,7 +72,8 @@ def test_old_store_renders_the_same_and_recomputes_nothing(store: Path, tmp_path
     assert code == 0 and "warning" not in err, err
     _same_page(board)
     db = sqlite3.connect(store / "results.sqlite")
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("3",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == (
+        str(schema.VERSION),)
     assert db.execute("SELECT count(*) FROM variants WHERE roles IS NULL").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM scores WHERE higher_is_better IS NULL"
                       ).fetchone() == (0,)

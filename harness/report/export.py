@@ -1,9 +1,12 @@
 """``harness export``: every cell of a store with its metadata, as CSV or JSON.
 
 CSV: one row per cell and metric (``metric_key`` tells apart versions and parameters of a
-metric). JSON: an object with ``cells`` (the same rows), ``runs``
-(argv, profile, seeds, git commit, package versions, start and finish times), ``analyses`` (CKA to
-the base, what else is encoded) and ``merge_stats``.
+metric). A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+(which a spreadsheet would run as a formula: a component named ``@SUM(1+1)``) is written with a
+leading ``'``, as spreadsheets show it; numbers are written as they are (``-0.25`` stays a
+number). JSON, which holds every string unchanged: an object with ``cells`` (the same rows),
+``runs`` (argv, profile, seeds, git commit, package versions, start and finish times),
+``analyses`` (CKA to the base, what else is encoded) and ``merge_stats``.
 """
 
 from __future__ import annotations
@@ -50,11 +53,21 @@ def cells(store: ResultsReader) -> list[dict[str, Any]]:
     return out
 
 
+#: how a spreadsheet formula starts (CSV injection); a text cell so starting gets a ``'``
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(value: Any) -> Any:
+    """``value`` for a CSV cell: a string a spreadsheet would run as a formula, quoted with a
+    leading ``'``; numbers, None and other strings unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def to_csv(store: ResultsReader) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CELL_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(cells(store))
+    writer.writerows({k: text_cell(v) for k, v in cell.items()} for cell in cells(store))
     return buf.getvalue()
 
 

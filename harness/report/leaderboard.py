@@ -1,9 +1,12 @@
 """Store -> ``leaderboard/README.md`` and its figures. A function of the store alone, and
-deterministic: the same store gives the same bytes."""
+deterministic: the same store gives the same bytes (but for a figure left out because a file of
+its name in the folder is not the harness's, ``write``)."""
 
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,7 @@ from harness import keys
 from harness.audit import Audit
 from harness.report import design, merging, paper, tables
 from harness.report.figures import Figures, fmt_est
-from harness.report.plots import Loader, write_plots
+from harness.report.plots import Loader, marked, write_plots
 from harness.report.rows import Row, load_rows, merge_note
 from harness.report.tables import arrow, md
 from harness.store.files import atomic_write_text
@@ -50,10 +53,13 @@ def embeddings_loader(store: ResultsReader, samples: dict[str, EvalSampleRecord]
 
 
 def render(store: ResultsReader, profile: str | None = None, seed: int | None = None,
-           only: set[str] | None = None, plot_dir: Path | None = None) -> str:
+           only: set[str] | None = None, plot_dir: Path | None = None,
+           writable: Callable[[str], bool] = lambda name: True,
+           withheld: list[str] | None = None) -> str:
     """The leaderboard of a profile and eval seed (default: the latest run's); ``only``
     restricts it to these variant keys (``harness run`` shows the variants of its own plan).
-    With ``plot_dir``, the figures are written there and linked."""
+    With ``plot_dir``, the figures are written there and linked, each where ``writable(file
+    name)``; the names of those not written are added to ``withheld``."""
     if profile is None:
         latest = store.latest_run()
         profile = latest.profile if latest else "quick"
@@ -103,7 +109,10 @@ def render(store: ResultsReader, profile: str | None = None, seed: int | None = 
     out += _headline(fig, stats if show_stats else None)
     out += design.markdown(audit)
     if plot_dir is not None:
-        out += _plots(fig, plot_dir, embeddings_loader(store, samples))
+        made, kept = write_plots(fig, embeddings_loader(store, samples), plot_dir, writable)
+        out += _plots(made)
+        if withheld is not None:
+            withheld += kept
     out += tables.matrices(fig)
     out += tables.encoded(rows, tasks)
     out += tables.every_metric(rows, tasks, metrics, higher)
@@ -140,8 +149,7 @@ def _headline(fig: Figures, stats: dict[str, dict[str, float]] | None) -> list[s
     return [tabulate(table, header, tablefmt="github", disable_numparse=True), ""]
 
 
-def _plots(fig: Figures, folder: Path, load: Loader | None) -> list[str]:
-    made = write_plots(fig, load, folder)
+def _plots(made: list[tuple[str, str]]) -> list[str]:
     if not made:
         return []
     out = ["## Plots", ""]
@@ -172,17 +180,42 @@ def _claims(fig: Figures, compositional: set[str],
 
 
 def write(store: ResultsReader, out: Path, profile: str | None = None, seed: int | None = None,
-          only: set[str] | None = None) -> Path:
-    """Render to ``out``, with the figures as PNG files beside it. A figure the page at
-    ``out`` linked before and this store no longer supports is deleted; a file of the same
-    name that the harness did not write there (no leaderboard at ``out`` linked it) is kept."""
+          only: set[str] | None = None, say: Callable[[str], None] | None = None) -> Path:
+    """Render to ``out``, with the figures as PNG files beside it. Nothing in that folder that
+    the harness did not write is changed: a figure's file is written, or deleted when this
+    store no longer supports it, only where it is the harness's (``ours``); where it is not,
+    the page leaves that figure out and ``say`` (default: stderr) warns in one line."""
     out.parent.mkdir(parents=True, exist_ok=True)
     before = linked_plots(out.read_text("utf-8", errors="replace")) if out.is_file() else set()
-    text = render(store, profile, seed, only, out.parent)
+    withheld: list[str] = []
+    text = render(store, profile, seed, only, out.parent,
+                  lambda name: ours(out.parent / name, name in before),
+                  withheld)
     atomic_write_text(out, text)
     for stale in sorted(before - linked_plots(text)):
-        (out.parent / stale).unlink(missing_ok=True)
+        if ours(out.parent / stale, True):
+            (out.parent / stale).unlink(missing_ok=True)
+    for name in withheld:
+        (say or _stderr)(f"warning: figure {out.parent / name} not written: a file by that name "
+                         "is there that the harness did not write, and it is kept; move it or "
+                         "pass --out in another folder to have the figure on the page")
     return out
+
+
+def ours(path: Path, linked: bool) -> bool:
+    """Whether the figure file at ``path`` is the harness's to write or delete: absent, or a
+    plain file that carries the harness's mark (``plots.marked``) or that the page at --out
+    linked before (figures written before the mark, the committed leaderboard's among them).
+    A symbolic link, a folder or anything else the user put there is not."""
+    if path.is_symlink():
+        return False
+    if not path.exists():
+        return True
+    return path.is_file() and (linked or marked(path))
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def linked_plots(page: str) -> set[str]:

@@ -246,15 +246,16 @@ def section(fig: Figures, stats: dict[str, dict[str, float]],
     out += ["", "Per merged model (each merged task: retention, then merged − fine-tune):", ""]
     detail = []
     for m in sorted(ranking.found, key=lambda m: (m.row.encoder, m.row.adapter, method(m.row))):
+        # each plugin string through md once; the figures' own brackets stay as they are
         tasks = "; ".join(
-            f"{t}: {fmt_est(e) if e is not None else 'n/a'} / {fmt_est(v, signed=True)}"
+            f"{md(t)}: {fmt_est(e) if e is not None else 'n/a'} / {fmt_est(v, signed=True)}"
             for t, (e, _, v) in m.per_task.items())
-        why = "; ".join(f"{t} n/a: {w}" for t, (e, w, _) in m.per_task.items() if w)
+        why = "; ".join(f"{md(t)} n/a: {w}" for t, (e, w, _) in m.per_task.items() if w)
         detail.append([md(m.row.encoder), md(m.row.adapter), md(method(m.row)),
-                       draws(fig, m.row), md(tasks),
+                       draws(fig, m.row), tasks,
                        fmt_est(m.retention) if m.retention is not None else "n/a",
                        fmt_est(m.off, signed=True), md(merge_note(m.row, stats)),
-                       md(why or "—")])
+                       why or "—"])
     out += _table(detail, ["encoder", "adapter", "method", "seeds (draws)",
                            "per task (retention / vs fine-tune)", "mean retention",
                            "off-task change", "merge", "n/a because"])

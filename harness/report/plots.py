@@ -11,6 +11,9 @@ same bytes with the same matplotlib).
 - ``projection.png``: a 2-D PCA projection of one eval task's embeddings, coloured by its
   labels, for the base, the unmerged model and the merges ``paper.PROJECTED`` names, preferring
   an LLM with a parameter-efficient adapter.
+
+Every figure carries ``MARK`` (a PNG text chunk, ``Software: numgeo-harness``), so that a later
+render knows the file is the harness's to write over (``marked``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import math
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +30,9 @@ from harness.report import paper
 from harness.report.figures import Figures
 from harness.report.rows import Row
 from harness.store.files import atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: (variant key, task name) -> (embeddings, labels) of that task's eval sample, or None
 Loader = Callable[[str, str], "tuple[np.ndarray, np.ndarray] | None"]
@@ -44,15 +51,45 @@ def plain(text: object) -> str:
                             for c in str(text)).split()).replace("$", r"\$")
 
 
-def _save(fig, path: Path) -> None:  # type: ignore[no-untyped-def]
+#: the PNG text chunk (keyword, text) that marks a figure as written by the harness
+MARK = ("Software", "numgeo-harness")
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def marked(path: Path) -> bool:
+    """Whether ``path`` is a PNG that carries ``MARK`` (read chunk by chunk up to the image
+    data, where matplotlib puts it; a few hundred bytes)."""
+    chunk = f"{MARK[0]}\0{MARK[1]}".encode("latin-1")
+    if not path.is_file():  # nor open a FIFO, which would wait for a writer
+        return False
+    try:
+        with path.open("rb") as f:
+            if f.read(8) != _SIGNATURE:
+                return False
+            for _ in range(64):
+                head = f.read(8)
+                length, kind = int.from_bytes(head[:4], "big"), head[4:]
+                if len(head) < 8 or kind in (b"IDAT", b"IEND"):
+                    return False
+                ours = kind == b"tEXt" and length == len(chunk)
+                if ours and f.read(length) == chunk:
+                    return True
+                f.seek(4 if ours else length + 4, 1)  # the rest of the chunk, its CRC
+    except OSError:
+        return False
+    return False
+
+
+def _save(fig: Figure, path: Path) -> None:
     import matplotlib.pyplot as plt
 
+    # ``MARK`` replaces matplotlib's own Software entry, which names its version
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90,
-                                               metadata={"Software": None}))
+                                               metadata=dict([MARK])))
     plt.close(fig)
 
 
-def _sweep(fig_data: Figures, path: Path) -> bool:
+def _sweep(fig_data: Figures) -> Figure | None:
     import matplotlib.pyplot as plt
 
     curves: dict[tuple[str, str, str], dict[float, list[tuple[float, float, float]]]] = {}
@@ -71,7 +108,7 @@ def _sweep(fig_data: Figures, path: Path) -> bool:
         curves.setdefault((row.encoder, row.adapter, row.merge_kind), {}).setdefault(
             float(t), []).append(point)
     if not any(k[2] in controlled for k in curves):
-        return False
+        return None
     for (encoder, adapter, _kind), points in curves.items():  # endpoints: base and unmerged
         ends = [r for r in fig_data.rows if r.encoder == encoder and r.adapter == adapter
                 and not r.merged and r.train_task is not None]
@@ -100,8 +137,7 @@ def _sweep(fig_data: Figures, path: Path) -> bool:
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
-    _save(fig, path)
-    return True
+    return fig
 
 
 def sweep_title(fig_data: Figures) -> str:
@@ -113,7 +149,7 @@ def sweep_title(fig_data: Figures) -> str:
     return f"{subjects} t-sweep against the {controls} control"
 
 
-def _heatmaps(fig_data: Figures, path: Path) -> bool:
+def _heatmaps(fig_data: Figures) -> Figure | None:
     import matplotlib.pyplot as plt
 
     groups: dict[tuple[str, str], dict[str, Row]] = {}
@@ -121,7 +157,7 @@ def _heatmaps(fig_data: Figures, path: Path) -> bool:
         if row.train_task is not None and not row.merged and row.encoder in fig_data.bases:
             groups.setdefault((row.encoder, row.adapter), {})[row.train_task] = row
     if not groups:
-        return False
+        return None
     tasks = fig_data.tasks
     fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
     for ax, ((encoder, adapter), by_task) in zip(axes[0], sorted(groups.items()), strict=True):
@@ -139,11 +175,10 @@ def _heatmaps(fig_data: Figures, path: Path) -> bool:
     fig.suptitle(plain(f"change in {fig_data.primary} against the base (rows: train task)"),
                  fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
-    return True
+    return fig
 
 
-def _projection(fig_data: Figures, load: Loader, path: Path) -> bool:
+def _projection(fig_data: Figures, load: Loader) -> Figure | None:
     import matplotlib.pyplot as plt
 
     candidates = sorted((r for r in fig_data.rows if not r.merged and r.train_task),
@@ -160,7 +195,7 @@ def _projection(fig_data: Figures, load: Loader, path: Path) -> bool:
             loaded = load(sorted(row.variants)[0], str(lora.train_task)) if row else None
             if loaded is not None:
                 data.append((title, *loaded))
-        if len(data) < 2:
+        if len(data) < 2 or any(X.shape[1] < 2 for _, X, _ in data):  # no 2-D projection
             continue
         fig, axes = plt.subplots(1, len(data), figsize=(3.3 * len(data), 3.3), squeeze=False)
         for ax, (title, X, y) in zip(axes[0], data, strict=True):
@@ -175,21 +210,32 @@ def _projection(fig_data: Figures, load: Loader, path: Path) -> bool:
         fig.suptitle(plain(f"{lora.encoder} + {lora.adapter}@{lora.train_task}: PCA of the "
                            f"{lora.train_task} eval sample, coloured by its labels"), fontsize=9)
         fig.tight_layout()
-        _save(fig, path)
-        return True
-    return False
+        return fig
+    return None
 
 
-def write_plots(fig_data: Figures, load: Loader | None, folder: Path) -> list[tuple[str, str]]:
-    """Write the figures that this store has data for; (title, file name) of each."""
+def write_plots(fig_data: Figures, load: Loader | None, folder: Path,
+                writable: Callable[[str], bool] = lambda name: True
+                ) -> tuple[list[tuple[str, str]], list[str]]:
+    """Write the figures that this store has data for, each where ``writable(file name)``;
+    (title, file name) of each written, and the file names of those drawn but not written."""
     import matplotlib
+    import matplotlib.pyplot as plt
 
     matplotlib.use("Agg")
-    made = []
-    if _sweep(fig_data, folder / "slerp-sweep.png"):
-        made.append((sweep_title(fig_data), "slerp-sweep.png"))
-    if _heatmaps(fig_data, folder / "train-eval.png"):
-        made.append(("train task × eval task", "train-eval.png"))
-    if load is not None and _projection(fig_data, load, folder / "projection.png"):
-        made.append(("2-D projection of the embeddings", "projection.png"))
-    return made
+    made, withheld = [], []
+    for name, title, draw in (
+            ("slerp-sweep.png", lambda: sweep_title(fig_data), lambda: _sweep(fig_data)),
+            ("train-eval.png", lambda: "train task × eval task", lambda: _heatmaps(fig_data)),
+            ("projection.png", lambda: "2-D projection of the embeddings",
+             lambda: _projection(fig_data, load) if load is not None else None)):
+        fig = draw()
+        if fig is None:
+            continue
+        if writable(name):
+            _save(fig, folder / name)
+            made.append((title(), name))
+        else:
+            plt.close(fig)
+            withheld.append(name)
+    return made, withheld

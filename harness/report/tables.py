@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import statistics
 import unicodedata
 from collections import defaultdict
@@ -18,22 +19,32 @@ from harness.report.rows import Row, encoder_label
 from harness.store.records import ResultsReader
 
 #: what a plugin-provided string's characters become on the page (``md``)
-ESCAPES = {"\\": "\\\\", "|": "\\|", "&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "&#96;"}
+ESCAPES = {"\\": "\\\\", "|": "\\|", "&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "&#96;",
+           "[": "\\[", "]": "\\]"}
 #: the bidirectional-text controls, which reorder what a reader sees
 BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+#: WORD JOINER: invisible, it breaks GFM's autolinks, which no markdown escape does
+JOINER = "\u2060"
+#: the autolinks of GFM's extension, where a word joiner goes: ``scheme://`` (``:`` + joiner),
+#: ``www.`` (``www`` + joiner) and an e-mail address (joiner + ``@``, wherever a domain-like
+#: run with a dot or another ``@`` follows, as cmark-gfm's rule reads; ``mailto:``, ``xmpp:``)
+AUTOLINKS = re.compile(r"(?<=:)(?=//)|(?i:(?<=www)(?=\.))|(?=@[A-Za-z0-9._/@-]*[.@])")
 
 
 def md(text: object) -> str:
     """A plugin-provided string (a name or label, a parameter value, a note, an error
-    message, a family) as inline markdown text, the same in a table cell, a heading, a list
-    item and a code span. Control characters and every run of whitespace become one space, so
-    it stays on its line: it cannot start a heading, a list item or a table row; ``|`` and
-    ``\\`` are escaped with a backslash, so it cannot add a cell; ``&``, ``<``, ``>`` and the
-    backtick become HTML entities, so HTML shows as text and a code span cannot be closed.
-    Every plugin string reaches the page through here, once."""
+    message, a family) as inline markdown text, safe in a table cell, a heading, a list item
+    and a code span (which shows its backslashes and entities as typed). Control characters
+    and every run of whitespace become one space, so it stays on its line: it cannot start a
+    heading, a list item or a table row; ``|``, ``\\``, ``[`` and ``]`` are escaped with a
+    backslash, so it cannot add a cell or make a link, an image or a task-list box; ``&``,
+    ``<``, ``>`` and the backtick become HTML entities, so HTML shows as text and a code span
+    cannot be closed; an invisible word joiner (U+2060) goes into ``://`` and ``www.`` and
+    before an e-mail address's ``@``, so GitHub does not autolink them (a backslash does not
+    stop an autolink). Every plugin string reaches the page through here, once."""
     s = "".join(ESCAPES.get(c) or (" " if c in BIDI or unicodedata.category(c) == "Cc" else c)
                 for c in str(text))
-    return " ".join(s.split())
+    return AUTOLINKS.sub(JOINER, " ".join(s.split()))
 
 
 def arrow(metric: str, higher: bool) -> str:
@@ -142,8 +153,10 @@ def notes(store: ResultsReader, profile: str, seed: int, only: set[str] | None) 
         for f in failures:
             v = variants[f.variant]
             first = f.error.splitlines()[0] if f.error else ""
-            trained = f"@{md(v.train_task)}" if v.train_task is not None else ""
-            out.append(f"- {md(encoder_label(v))} {md(v.adapter)}{trained} "
+            # one md() over the adapter@task: a task named like a domain ("evil.example")
+            # after the page's own "@" would be an e-mail autolink
+            trained = f"{v.adapter}@{v.train_task}" if v.train_task is not None else v.adapter
+            out.append(f"- {md(encoder_label(v))} {md(trained)} "
                        f"{md(v.merge)} on {md(f.task)}: {md(first)}")
         out.append("")
     return out

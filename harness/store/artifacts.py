@@ -5,13 +5,19 @@ store directory.
     artifacts/checkpoints/<key>/stage-N-seed-S.safetensors + done.json   (done.json written last)
     artifacts/embeddings/<key>.npy + <key>.sha256                        (.sha256 written last)
 
+    artifacts/merges/<key>.json             a merged variant's statistics, with their checksum
+    artifacts/checksums.json                 which artifacts are from before checksums
+
 Every artifact is checksummed: ``done.json`` holds the SHA-256 of each stage file and of its own
 list of them, ``<key>.sha256`` that of the ``.npy`` beside it; both are written after the data
 they vouch for and verified on every read. An artifact that fails to load or to verify counts
 as missing: it is deleted, recomputed when it is needed and listed in ``damaged``, so a run can
-say so. One written by a harness before checksums (no checksum) still passes the structural
-checks alone, as it did then, and is counted in ``unverified``. No pickle: safetensors for
-weights, ``.npy`` read with ``allow_pickle=False``.
+say so. A missing checksum is damage too, except for the artifacts that ``checksums.json`` lists
+as written by a harness before checksums (``survey``, the first time a writable store is opened
+by a harness that keeps that list): those still pass the structural checks alone, as they did
+then, and are counted in ``unverified``, which a run reports. Only regular files inside the
+store are read: a link, a pipe or a name from ``done.json`` that leads elsewhere is damage. No
+pickle: safetensors for weights, ``.npy`` read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import stat
 import time
 import uuid
 from pathlib import Path
@@ -28,10 +36,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.store import survey
 from harness.store.files import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     import torch
+
+#: a stage file's name in ``done.json``: a plain name in its own folder, nothing else
+_STAGE_FILE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.safetensors")
+
+
+def _regular(path: Path) -> bool:
+    """``path`` is a regular file itself (not a link, a pipe or a device)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 class Artifacts:
@@ -46,6 +66,8 @@ class Artifacts:
         self.damaged: list[str] = []
         #: artifacts read without a checksum (written by a harness before checksums)
         self.unverified = 0
+        self._before: set[str] | None = None  # ``checksums.json``'s list, once read
+        self._surveyed = False
 
     def _drop(self, path: Path, checksum: Path | None) -> None:
         """Delete a damaged artifact (unless the store is read-only) and list it."""
@@ -59,6 +81,22 @@ class Artifacts:
             where = str(path)
         if where not in self.damaged:
             self.damaged.append(where)
+
+    def survey(self) -> None:
+        """List this store's artifacts from before checksums, once (``harness.store.survey``)."""
+        survey.survey(self.root)
+
+    def _legacy(self, path: Path) -> bool:
+        """Whether an artifact without a checksum is one from before checksums (read with the
+        structural checks alone) rather than damaged."""
+        if not self._surveyed:
+            self._surveyed, self._before = True, survey.before_checksums(self.root)
+        if self._before is None:
+            return True
+        try:
+            return str(path.relative_to(self.root)) in self._before
+        except ValueError:
+            return False
 
     def sweep_temporary(self, older_than_s: float = 3600.0) -> int:
         """Delete temporary files a killed run left behind (old enough not to be in use)."""
@@ -82,14 +120,20 @@ class Artifacts:
         """The stored embeddings under ``key`` (``rows`` float32 rows), or None if absent or
         damaged (then deleted, with every hard link that shares the file)."""
         path = self.embeddings_path(key)
-        if not path.is_file():
+        if not os.path.lexists(path):
             return None
         checksum = self.checksum_path(path)
         want: str | None = None
+        if not _regular(path) or (os.path.lexists(checksum) and not _regular(checksum)):
+            self._drop(path, checksum)
+            return None
         try:
             want = checksum.read_text(encoding="ascii").strip()
-        except FileNotFoundError:  # written before checksums: structural checks only
-            self.unverified += 1
+        except FileNotFoundError:
+            if not self._legacy(path):  # its checksum was lost: damaged, not unverified
+                self._drop(path, checksum)
+                return None
+            self.unverified += 1  # written before checksums: structural checks only
         except (OSError, UnicodeDecodeError):
             self._drop(path, checksum)
             return None
@@ -152,12 +196,16 @@ class Artifacts:
 
         folder = self.checkpoints_dir(key)
         done = folder / "done.json"
-        if not done.is_file():
+        if not os.path.lexists(done):
             return None
         try:
+            if not _regular(done):
+                raise ValueError("done.json is not a regular file")
             manifest = json.loads(done.read_text(encoding="utf-8"))
             entries = manifest["checkpoints"]
             legacy = "sha256" not in manifest  # written before checksums: structural checks
+            if legacy and not self._legacy(done):
+                raise ValueError("the manifest's checksum is missing")
             if legacy:
                 self.unverified += 1
             elif manifest["sha256"] != _manifest_digest(entries):
@@ -166,7 +214,11 @@ class Artifacts:
                 raise ValueError("no checkpoints listed")
             out = []
             for entry in entries:
-                data = (folder / entry["file"]).read_bytes()
+                name = entry["file"]
+                if not isinstance(name, str) or not _STAGE_FILE.fullmatch(name) or \
+                        not _regular(folder / name):  # only the folder's own regular files
+                    raise ValueError(f"{name!r} is not a stage file of this folder")
+                data = (folder / name).read_bytes()
                 if not legacy and hashlib.sha256(data).hexdigest() != entry["sha256"]:
                     raise ValueError(f"{entry['file']}: checksum mismatch")
                 tensors = load_bytes(data)
@@ -199,6 +251,35 @@ class Artifacts:
             del data
         manifest = {"checkpoints": entries, "sha256": _manifest_digest(entries)}
         atomic_write_text(folder / "done.json", json.dumps(manifest, indent=1))
+
+
+    def merge_stats_path(self, key: str) -> Path:
+        return self.root / "artifacts" / "merges" / f"{key}.json"
+
+    def save_merge_stats(self, key: str, stats: dict[str, float] | None) -> None:
+        """What a merged variant's merge reported about itself (None: a merge that returned
+        plain tensors), beside its embeddings: a variant is reused only while this is known,
+        so a lost database row is restored from here, never lost for good."""
+        record = {"stats": stats, "sha256": _manifest_digest(stats)}
+        atomic_write_text(self.merge_stats_path(key), json.dumps(record, sort_keys=True) + "\n")
+
+    def load_merge_stats(self, key: str) -> tuple[dict[str, float] | None] | None:
+        """``(stats,)`` as ``save_merge_stats`` stored them, or None if absent or damaged
+        (then deleted: the merge runs again)."""
+        path = self.merge_stats_path(key)
+        if not os.path.lexists(path):
+            return None
+        try:
+            if not _regular(path):
+                raise ValueError("not a regular file")
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if record["sha256"] != _manifest_digest(record["stats"]):
+                raise ValueError("checksum mismatch")
+            found = record["stats"]
+            return (None if found is None else {str(k): float(v) for k, v in found.items()},)
+        except Exception:  # damaged in any way: merge again, never use
+            self._drop(path, None)
+            return None
 
 
 def _manifest_digest(entries: Any) -> str:

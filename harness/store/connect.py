@@ -72,7 +72,7 @@ def check_readable_as_is(db: sqlite3.Connection, found: str | None, root: Path) 
     why = None
     if found is None:
         why = "it holds no results database yet"
-    elif found != str(schema.VERSION) and schema.readable(found):
+    elif found not in schema.AS_IS and schema.readable(found):
         why = f"it was written by an older harness (schema {found}) and needs an upgrade"
     elif schema.readable(found) and schema.count_damaged(db):
         why = "it holds damaged rows that a writable open would drop"

@@ -32,6 +32,7 @@ from harness.store.connect import (
     open_read_only,
     open_writable,
 )
+from harness.store.digests import fill, with_digest
 from harness.store.faults import database_fault
 from harness.store.queries import Draws, Queries
 from harness.store.records import EvalSampleRecord, ScoreRow, VariantRecord, Where
@@ -51,13 +52,24 @@ def _insert_eval_samples(db: sqlite3.Connection, records: list[EvalSampleRecord]
 
 
 
+class NoRunYet(HarnessError):
+    """A store to read holds no run: none was ever finished, or a run's first results were
+    lost with its ``-wal`` file before they reached results.sqlite."""
+
+    def __init__(self, root: Path | str):
+        super().__init__(f"the store {root} holds no run yet; `harness run` first (a run whose "
+                         "results.sqlite-wal was deleted before it ended kept nothing: run it "
+                         "again, stored artifacts are reused)")
+
+
 class Store(Artifacts, Queries):
     """The artifacts and the SQLite database of cells, runs and analyses."""
 
-    def __init__(self, root: str | Path, read_only: bool = False):
+    def __init__(self, root: str | Path, read_only: bool = False, existing: bool = False):
         """Open (``read_only``: only read, for a store folder this user cannot write) or
         create the store at ``root``: checked by SQLite's ``quick_check``, upgraded from an
-        older schema, its damaged rows dropped."""
+        older schema, its damaged rows dropped. ``existing``: a store to read, never created
+        (a database with no tables is one line, ``NoRunYet``)."""
         Artifacts.__init__(self, root)
         self.read_only = read_only
         path = self.root / "results.sqlite"
@@ -69,7 +81,8 @@ class Store(Artifacts, Queries):
         if path.exists() and not path.is_file():
             raise HarnessError(f"store {self.root}: results.sqlite is not a regular file (a "
                                "pipe or a device); move it aside or pass another --store")
-        self.dropped = 0
+        #: damaged rows dropped when the store was opened, named for people
+        self.dropped: list[str] = []
         found: str | None = None
         try:
             self.db = open_read_only(path) if read_only else open_writable(path)
@@ -80,13 +93,19 @@ class Store(Artifacts, Queries):
             else:
                 with self.transaction():
                     found = schema.stored_version(self.db)
+                    if existing and found is None:
+                        raise NoRunYet(self.root)
                     if schema.readable(found):
                         schema.create_or_upgrade(self.db, found)
                         self.dropped = schema.drop_damaged(self.db)
+                if schema.readable(found):
+                    self.survey()
+                    self.keep_merge_stats(upgraded=found is not None and found != str(
+                        schema.VERSION))
         except sqlite3.Error as err:
             self._close_quietly()
             raise HarnessError(database_fault(err, self.root)) from None
-        except HarnessError:
+        except (HarnessError, OSError):
             self._close_quietly()
             raise
         if not schema.readable(found):
@@ -113,7 +132,7 @@ class Store(Artifacts, Queries):
             writable = path.is_dir() or os.access(path, os.W_OK)
         except HarnessError:
             writable = False
-        return cls(root, read_only=not writable)
+        return cls(root, read_only=not writable, existing=True)
 
     def _close_quietly(self) -> None:
         with contextlib.suppress(AttributeError, sqlite3.Error):
@@ -176,16 +195,22 @@ class Store(Artifacts, Queries):
         """(kind, name, value, low, high) rows of one variant on one pool, in one transaction."""
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO analyses (variant, pool, tasks, profile, "
-                           "eval_seed, run_id, kind, name, value, lo, hi) "
-                           "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                           [(variant, pool, json.dumps(tasks), profile, eval_seed, run_id,
-                             *row) for row in rows])
+                           "eval_seed, run_id, kind, name, value, lo, hi, digest) "
+                           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                           [with_digest("analyses", (variant, pool, json.dumps(tasks), profile,
+                                                     eval_seed, run_id, *row)) for row in rows])
 
     def put_merge_stats(self, variant: str, stats: dict[str, float]) -> None:
-        """Figures a merge reported about itself (e.g. SLERP's linear-fallback fraction)."""
+        """Figures a merge reported about itself (e.g. SLERP's linear-fallback fraction);
+        nothing is written where the same figures are stored already."""
+        text = json.dumps(stats, sort_keys=True)
+        row = with_digest("merge_stats", (variant, text))
+        if self.db.execute("SELECT 1 FROM merge_stats WHERE variant=? AND stats=? AND digest=?",
+                           row).fetchone() is not None:
+            return
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO merge_stats (variant, stats) VALUES (?, ?)",
-                       (variant, json.dumps(stats, sort_keys=True)))
+            db.execute("INSERT OR REPLACE INTO merge_stats (variant, stats, digest) "
+                       "VALUES (?, ?, ?)", row)
 
     def put_scores(self, cell: str, variant: str, task: str, where: Where,
                    scores: list[ScoreRow], samples: dict[str, np.ndarray] | None = None
@@ -196,14 +221,16 @@ class Store(Artifacts, Queries):
         clears the cell's failure."""
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO scores (cell, metric_key, variant, task, "
-                           "metric, value, note, profile, eval_seed, run_id, higher_is_better) "
-                           "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                           [(cell, mk, variant, task, label, value, note, *where, int(higher))
+                           "metric, value, note, profile, eval_seed, run_id, higher_is_better, "
+                           "digest) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                           [with_digest("scores", (cell, mk, variant, task, label, value, note,
+                                                   *where, int(higher)))
                             for mk, label, value, note, higher in scores])
-            db.executemany("INSERT OR REPLACE INTO samples (cell, metric_key, n, data, kind) "
-                           "VALUES (?,?,?,?,?)",
-                           [(cell, mk, len(v), np.asarray(v, dtype="<f4").tobytes(),
-                             "draws" if isinstance(v, Draws) else "rows")
+            db.executemany("INSERT OR REPLACE INTO samples (cell, metric_key, n, data, kind, "
+                           "digest) VALUES (?,?,?,?,?,?)",
+                           [with_digest("samples", (cell, mk, len(v),
+                                                    np.asarray(v, dtype="<f4").tobytes(),
+                                                    "draws" if isinstance(v, Draws) else "rows"))
                             for mk, v in (samples or {}).items()])
             db.execute("DELETE FROM failures WHERE cell=?", (cell,))
 
@@ -228,12 +255,27 @@ class Store(Artifacts, Queries):
         with self.transaction() as db:
             db.executemany("UPDATE variants SET roles=? WHERE key=?",
                            [(_json(r), key) for key, r in roles.items()])
-            db.executemany("UPDATE scores SET higher_is_better=? WHERE metric=? AND "
-                           "higher_is_better IS NULL",
+            db.executemany("UPDATE scores SET higher_is_better=?, digest=NULL WHERE metric=? "
+                           "AND higher_is_better IS NULL",
                            [(int(h), metric) for metric, h in directions.items()])
+            fill(db, "scores")  # the rows just completed: checksummed as they now stand
             _insert_eval_samples(db, samples)
             if done:
                 db.execute("DELETE FROM meta WHERE key='backfill'")
+
+    def keep_merge_stats(self, upgraded: bool = False) -> None:
+        """Write the artifact of each stored merge statistics row that has none, so that its
+        variants stay reused; ``upgraded`` (a store from before the artifacts were kept, opened
+        for the first time by this harness): also mark each merged variant without a row as a
+        merge that reported nothing, as the store stood."""
+        stats: dict[str, dict[str, float] | None] = dict(self.merge_stats())
+        if upgraded:
+            for key, record in self.variants().items():
+                if record.info.get("merge") and record.info.get("adapter"):
+                    stats.setdefault(key, None)
+        for variant, found in stats.items():
+            if not os.path.lexists(self.merge_stats_path(variant)):
+                self.save_merge_stats(variant, found)
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         """Raw SQL, for tests and ad-hoc inspection only: the harness itself reads through the

@@ -11,13 +11,22 @@ Schema 3 adds each run's task audit (``audits``: nuisance AUCs and label depende
 tasks it evaluated, ``harness.audit``) and what a stored ``samples`` blob holds
 (``samples.kind``: NULL or 'rows' for per-row values, 'draws' for a metric recomputed on each
 bootstrap resample). A schema-2 store gains both when it is opened; its old blobs are per-row.
+
+Schema 4 adds a checksum to every row a figure comes from (``digest`` in ``scores``,
+``samples``, ``analyses`` and ``merge_stats``; ``harness.store.digests``), verified each time the
+store is opened: a row that fails is dropped and named, and recomputed by the next run. A
+schema-3 store gains the column when it is opened, its rows checksummed as they stand.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-VERSION = 3
+from harness.store import digests
+
+VERSION = 4
+#: schemas a read-only store can be read in as they are (schema 3 lacks only the checksums)
+AS_IS = {"3", str(VERSION)}
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -29,16 +38,16 @@ CREATE TABLE IF NOT EXISTS variants (
     seed INTEGER, merge TEXT, grp TEXT, profile TEXT, info TEXT, roles TEXT);
 CREATE TABLE IF NOT EXISTS scores (
     cell TEXT, metric_key TEXT, variant TEXT, task TEXT, metric TEXT, value REAL, note TEXT,
-    profile TEXT, eval_seed INTEGER, run_id INTEGER, higher_is_better INTEGER,
+    profile TEXT, eval_seed INTEGER, run_id INTEGER, higher_is_better INTEGER, digest TEXT,
     PRIMARY KEY (cell, metric_key));
 CREATE TABLE IF NOT EXISTS samples (
-    cell TEXT, metric_key TEXT, n INTEGER, data BLOB, kind TEXT,
+    cell TEXT, metric_key TEXT, n INTEGER, data BLOB, kind TEXT, digest TEXT,
     PRIMARY KEY (cell, metric_key));
 CREATE TABLE IF NOT EXISTS analyses (
     variant TEXT, pool TEXT, tasks TEXT, profile TEXT, eval_seed INTEGER, run_id INTEGER,
-    kind TEXT, name TEXT, value REAL, lo REAL, hi REAL,
+    kind TEXT, name TEXT, value REAL, lo REAL, hi REAL, digest TEXT,
     PRIMARY KEY (variant, pool, kind, name));
-CREATE TABLE IF NOT EXISTS merge_stats (variant TEXT PRIMARY KEY, stats TEXT);
+CREATE TABLE IF NOT EXISTS merge_stats (variant TEXT PRIMARY KEY, stats TEXT, digest TEXT);
 CREATE TABLE IF NOT EXISTS failures (
     cell TEXT PRIMARY KEY, variant TEXT, task TEXT, error TEXT, profile TEXT,
     eval_seed INTEGER, run_id INTEGER);
@@ -56,17 +65,18 @@ UPGRADES = {
         "ALTER TABLE scores ADD COLUMN higher_is_better INTEGER",
         "INSERT OR REPLACE INTO meta VALUES ('backfill', 'pending')"],
     2: ["ALTER TABLE samples ADD COLUMN kind TEXT"],  # the audits table: CREATE IF NOT EXISTS
+    3: [f"ALTER TABLE {table} ADD COLUMN digest TEXT" for table in digests.COLUMNS],
 }
 
+#: a per-row blob that is not what ``put_scores`` writes
+_BLOB = "typeof(data) != 'blob' OR typeof(n) != 'integer' OR length(data) != 4 * n"
 #: rows that cannot have been written by this harness: never read, deleted, recomputed
 DAMAGED = {
     "scores": "typeof(value) NOT IN ('real', 'integer', 'null') OR typeof(note) "
               "NOT IN ('text', 'null') OR typeof(cell) != 'text' OR typeof(higher_is_better) "
               "NOT IN ('integer', 'null') OR (cell, metric_key) IN "
-              "(SELECT cell, metric_key FROM samples WHERE typeof(data) != 'blob' OR "
-              "typeof(n) != 'integer' OR length(data) != 4 * n)",
-    "samples": "typeof(data) != 'blob' OR typeof(n) != 'integer' OR length(data) != 4 * n "
-               "OR (cell, metric_key) NOT IN (SELECT cell, metric_key FROM scores)",
+              f"(SELECT cell, metric_key FROM samples WHERE {_BLOB})",
+    "samples": f"{_BLOB} OR (cell, metric_key) NOT IN (SELECT cell, metric_key FROM scores)",
     "analyses": "(variant, pool) IN (SELECT variant, pool FROM analyses WHERE "
                 "typeof(value) NOT IN ('real', 'integer', 'null') OR typeof(lo) NOT IN "
                 "('real', 'integer', 'null') OR typeof(hi) NOT IN ('real', 'integer', "
@@ -99,20 +109,60 @@ def create_or_upgrade(db: sqlite3.Connection, found: str | None) -> None:
     for version in range(int(found), VERSION):
         for statement in UPGRADES[version]:
             db.execute(statement)
+        if version == 3:  # rows from before checksums: checksummed as they stand
+            for table in digests.COLUMNS:
+                digests.fill(db, table)
     db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(VERSION),))
 
 
-def drop_damaged(db: sqlite3.Connection) -> int:
+def _checksummed(db: sqlite3.Connection) -> bool:
+    return any(r[1] == "digest" for r in db.execute("PRAGMA table_info(scores)"))
+
+
+def _failing(db: sqlite3.Connection) -> dict[str, list[tuple[int, tuple]]]:
+    """Rows whose checksum fails, per table (none in a store from before checksums, read as
+    it is)."""
+    if not _checksummed(db):
+        return {}
+    return {table: found for table in digests.COLUMNS if (found := digests.failing(db, table))}
+
+
+def _name(table: str, row: tuple) -> str:
+    """A damaged row, for people: what it held (its cell's or variant's key and metric)."""
+    f = dict(zip(digests.COLUMNS[table], row, strict=True))
+    if table == "scores":
+        return f"the {f['metric']} score of variant {f['variant']} on {f['task']}"
+    if table == "samples":
+        return f"the per-row values of {f['metric_key']} in cell {f['cell']}"
+    if table == "analyses":
+        return f"the {f['kind']} analysis of variant {f['variant']}"
+    return f"the merge statistics of variant {f['variant']}"
+
+
+def drop_damaged(db: sqlite3.Connection) -> list[str]:
     """Delete damaged rows (a score that is not a number, a per-row blob of the wrong length
-    with its score, a variant's analyses with a damaged value) so that what they stood for is
-    recomputed; returns how many were dropped."""
-    dropped = 0
+    with its score, a variant's analyses with a damaged value, any row whose checksum fails)
+    so that what they stood for is recomputed; returns what was dropped, for people."""
+    dropped: list[str] = []
+    for table, rows in _failing(db).items():
+        dropped += [_name(table, row) for _, row in rows]
+        db.executemany(f"DELETE FROM {table} WHERE rowid=?", [(rowid,) for rowid, _ in rows])
+        if table == "samples":  # a metric's score goes with its per-row values
+            db.executemany("DELETE FROM scores WHERE cell=? AND metric_key=?",
+                           [row[:2] for _, row in rows])
+        if table == "analyses":  # a variant's analyses are recomputed together
+            db.executemany("DELETE FROM analyses WHERE variant=? AND pool=?",
+                           [row[:2] for _, row in rows])
     for table, where in DAMAGED.items():  # scores first: samples follow their score
-        dropped += db.execute(f"DELETE FROM {table} WHERE {where}").rowcount
+        named = _BLOB if table == "samples" else where  # not the samples of a dropped score
+        dropped += [f"a damaged row of {table} ({'variant' if table == 'analyses' else 'cell'} "
+                    f"{row[0]})" for row in db.execute(f"SELECT * FROM {table} WHERE {named}")]
+        db.execute(f"DELETE FROM {table} WHERE {where}")
     return dropped
 
 
 def count_damaged(db: sqlite3.Connection) -> int:
-    """How many rows ``drop_damaged`` would delete."""
-    return sum(int(db.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0])
-               for table, where in DAMAGED.items())
+    """How many rows ``drop_damaged`` would delete (at least)."""
+    return sum(len(rows) for rows in _failing(db).values()) + sum(
+        int(db.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0])
+        for table, where in DAMAGED.items())

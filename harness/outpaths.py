@@ -1,0 +1,54 @@
+"""Where ``--out`` and ``--store`` point, checked before anything is computed or written: an
+``--out`` inside the store, a folder, or a name the file system cannot take is a usage error."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from harness.api import HarnessError
+from harness.arguments import DEFAULT_STORE
+from harness.execute import check_writable_out
+
+
+def checked_paths(out: str | None, store: str) -> None:
+    """Refuse an ``--out`` that would overwrite the results store (its database, the
+    database's journal files, its artifacts: anything inside the store folder) or that is a
+    folder, before anything is computed or written; and an empty ``--store``."""
+    if not store.strip():
+        raise HarnessError("--store is empty; give the results store's folder (default "
+                           f"{DEFAULT_STORE})")
+    if out is None:
+        return
+    try:
+        target, folder = Path(out).resolve(), Path(store).resolve()
+        if target == folder or folder in target.parents:
+            raise HarnessError(f"--out {out} is inside the results store {store}; writing "
+                               "there would destroy stored results: give a path outside it")
+        longest, size = _name_max(target.parent) - TEMPORARY, len(os.fsencode(target.name))
+        if size > longest:
+            raise HarnessError(f"--out {out}: its file name is too long ({size} bytes; at most "
+                               f"{longest} here, as it is written through a temporary file of "
+                               "a longer name); give a shorter name")
+        if target.is_dir():
+            raise HarnessError(f"--out {out} is a folder; give a file path (e.g. "
+                               f"{out}/README.md)")
+    except OSError as err:  # a folder's name too long, a loop of links
+        raise HarnessError(f"--out {out}: {err.strerror}; give another path") from None
+    check_writable_out(Path(out))
+
+
+#: how much longer than ``--out``'s name the temporary file it is written through is named
+#: (``harness.store.files.atomic_write``: ``.NAME.`` + 8 random characters + ``.tmp``)
+TEMPORARY = 14
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name, in bytes, the file system of ``folder`` (or of the nearest
+    folder above it that exists) takes; 255 where it does not say."""
+    try:
+        while not folder.exists():
+            folder = folder.parent
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return 255
