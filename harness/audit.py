@@ -12,6 +12,11 @@ For any task, built-in or third-party, two things are measured on draws of its o
   classes, so 0.5 is chance for every task and one bound serves them all. A task names the
   nuisances that *are* its property (``Task.exempt_nuisances``: the odd share for parity);
   those are reported but never held against it.
+- **joint AUC**: how well all the counted nuisances *together* predict it, by the same
+  cross-validated AUC: the larger of a linear model's and a small tree ensemble's, on the
+  features coarsened to the histogram's bins (``harness.audit_joint``), so that each alone may
+  stay at chance while a combination (the max's magnitude with the share of multiples of 3)
+  still gives the label away. It is held to the same bound.
 - **dependence** between every pair of tasks' labels, as Cramér's V on the pooled draws of all
   tasks (drawn the way the shared evaluation pool is), counted on the sequences where both
   labels apply. A pair at or above ``DEPENDENT`` is treated as one skill: a variant trained on
@@ -32,19 +37,20 @@ from typing import Any
 
 import numpy as np
 
-from harness import keys
+from harness import audit_joint, keys
 from harness.api import HarnessError, Task
 from harness.samples import draw
 
 #: the audit's method; part of its stored key (raise it when what is measured changes)
-METHOD = 1
+METHOD = 2  # 2: the joint AUC
 #: default draws of each task's sampler (an AUC of 0.60 happens by chance on 100 sequences)
 DRAWS = 10_000
 #: the fewest and the most draws ``harness tasks --audit --draws`` takes: ten times the
 #: default is far above any real use (a chance AUC's error is then 0.004), and keeps a typo
 #: from drawing without end (every task labels every task's draws)
 MIN_DRAWS, MAX_DRAWS = 10, 100_000
-#: a task passes when every nuisance it does not exempt predicts its label with AUC <= this
+#: a task passes when every nuisance it does not exempt, and all of them together, predict its
+#: label with AUC <= this
 BOUND = 0.55
 #: built-in tasks whose property makes BOUND impossible stay at or below this
 CEILING = 0.65
@@ -94,12 +100,16 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float(roc_auc_score(positive, scores))
 
 
+def folds(n: int, seed: int) -> np.ndarray:
+    """Each of ``n`` rows' cross-validation fold (0..FOLDS-1, deterministic in seed)."""
+    return np.random.default_rng(seed).permutation(n) % FOLDS
+
+
 def predictive_auc(feature: np.ndarray, labels: np.ndarray, k: int, seed: int = 0) -> float:
     """Cross-validated AUC of a histogram predictor of ``labels`` (0..k-1) from one feature
     (macro one-vs-rest for k > 2)."""
     n = len(labels)
-    rng = np.random.default_rng(seed)
-    fold = rng.permutation(n) % FOLDS
+    fold = folds(n, seed)
     probs = np.zeros((n, k))
     for f in range(FOLDS):
         test, train = fold == f, fold != f
@@ -124,6 +134,9 @@ class TaskAudit:
     bound: float = BOUND
     #: why the task could not be audited ("" when it was)
     error: str = ""
+    #: joint model (``audit_joint.MODELS``) -> AUC of all counted nuisances together (empty in
+    #: an audit stored before it was measured: METHOD 1)
+    joint: dict[str, float] = field(default_factory=dict)
 
     @property
     def strongest(self) -> tuple[str, float]:
@@ -135,6 +148,11 @@ class TaskAudit:
         return name, counted[name]
 
     @property
+    def joint_best(self) -> tuple[str, float]:
+        """The joint model that predicts the label best, and its AUC (("", NaN) if none)."""
+        return audit_joint.best(self.joint)
+
+    @property
     def margin(self) -> float:
         """Twice the sampling error of a chance AUC on this many draws (about 0.012 at 10,000,
         0.037 at 1,000): a figure above the bound by less is not evidence of a shortcut."""
@@ -143,9 +161,20 @@ class TaskAudit:
 
     @property
     def passes(self) -> bool:
-        """Not flagged: audited, and no counted nuisance above the bound by more than the
-        margin (the built-in tasks are held to the bound itself, on 10,000 draws, by a test)."""
-        return not self.error and not self.strongest[1] > self.bound + self.margin
+        """Not flagged: audited, and no counted nuisance, nor all of them together, above the
+        bound by more than the margin (the built-in tasks are held to the bound itself, on
+        10,000 draws, by a test)."""
+        return not self.reason
+
+    @property
+    def reason(self) -> str:
+        """Why the task is flagged, in words ("" when it passes)."""
+        (name, value), (model, joint) = self.strongest, self.joint_best
+        limit = self.bound + self.margin
+        return (self.error or (f"{name} predicts its label with AUC {value:.2f}"
+                               if value > limit else "")
+                or (f"the nuisances together predict its label with AUC {joint:.2f} ({model})"
+                    if joint > limit else ""))
 
 
 @dataclass
@@ -165,7 +194,8 @@ class Audit:
         return {"bound": BOUND, "dependent_at": DEPENDENT,
                 "tasks": [{"task": t.task, "classes": t.classes, "draws": t.draws,
                            "nuisance_auc": t.aucs, "exempt": t.exempt,
-                           "strongest": list(t.strongest), "passes": t.passes,
+                           "strongest": list(t.strongest), "joint_auc": t.joint,
+                           "joint": list(t.joint_best), "passes": t.passes,
                            **({"error": t.error} if t.error else {})}
                           for t in self.tasks],
                 "dependence": [{"a": a, "b": b, "cramers_v": v,
@@ -177,7 +207,8 @@ class Audit:
         tasks = [TaskAudit(t["task"], int(t["classes"]), int(t["draws"]),
                            {k: float(v) for k, v in t["nuisance_auc"].items()},
                            list(t["exempt"]), float(data.get("bound", BOUND)),
-                           str(t.get("error", "")))
+                           str(t.get("error", "")),
+                           {k: float(v) for k, v in t.get("joint_auc", {}).items()})
                  for t in data["tasks"]]
         dep = {(d["a"], d["b"]): float(d["cramers_v"]) for d in data["dependence"]}
         overlap = {(d["a"], d["b"]): int(d["overlap"]) for d in data["dependence"]}
@@ -192,10 +223,12 @@ def features(seqs: Sequence[tuple[int, ...]]) -> dict[str, np.ndarray]:
 def audit_task(task: Task, seqs: list[tuple[int, ...]], seed: int = 0) -> TaskAudit:
     labels = np.array([int(task.label(s) or 0) for s in seqs])
     k = len(task.classes)
-    aucs = {name: predictive_auc(np.nan_to_num(col), labels, k, seed)
-            for name, col in features(seqs).items()}
+    cols = {name: np.nan_to_num(col) for name, col in features(seqs).items()}
+    aucs = {name: predictive_auc(col, labels, k, seed) for name, col in cols.items()}
     exempt = [n for n in getattr(task, "exempt_nuisances", ()) if n in NUISANCES]
-    return TaskAudit(task.name, k, len(seqs), aucs, exempt)
+    joint = audit_joint.joint_aucs([c for n, c in cols.items() if n not in exempt], labels, k,
+                                   folds(len(seqs), seed), BINS, seed)
+    return TaskAudit(task.name, k, len(seqs), aucs, exempt, joint=joint)
 
 
 def cramers_v(a: list[int | None], b: list[int | None]) -> tuple[float, int]:

@@ -153,7 +153,7 @@ def audit_tasks(plan: Plan, store: Store, run_id: int, say: Callable[[str], None
                     found.as_dict())
     for t in found.tasks:
         if not t.passes:
-            why = t.error or f"{t.strongest[0]} predicts its label with AUC {t.strongest[1]:.2f}"
+            why = t.reason
             say(f"task audit: {t.task}: {why} (bound {t.bound} + {t.margin:.3f} sampling error "
                 f"at {t.draws} draws); see `harness tasks --audit`")
 

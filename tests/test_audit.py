@@ -1,5 +1,5 @@
-"""The task audit (``harness.audit``): nuisance AUCs, label dependence, the built-in tasks'
-bound, and ``harness tasks --audit``."""
+"""The task audit (``harness.audit``): nuisance AUCs alone and jointly, label dependence, the
+built-in tasks' bound, and ``harness tasks --audit``."""
 
 from __future__ import annotations
 
@@ -11,10 +11,21 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from harness import audit
+from harness import audit, audit_joint
 from harness.api import Task, balanced_sample
 from harness.cli import main
 from harness.registry import Registry
+from harness.report import design
+
+#: built-in tasks whose nuisances *together* still predict the label (issue #32, point 5), with
+#: the joint AUCs (logistic, trees) measured on 10,000 draws, seed 0, METHOD 2. Known failures of
+#: the samplers, kept visible here until they are fixed (then the test below asks to remove
+#: them): fibonacci's trees read the max's magnitude with the shares of multiples of 3 and 5
+#: (its negatives h +- 2, h +- 4 differ from h mod 3 and 5); square's the max with the shares
+#: of multiples of 5, 3 and 2 (a decade holds one or two squares, each of one residue);
+#: progression's min, max and mean (a geometric progression's mean lies below its midrange)
+KNOWN_JOINT_FAILURES = {"fibonacci": (0.53, 0.81), "progression": (0.65, 0.68),
+                        "square": (0.54, 0.63)}
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +42,16 @@ def test_every_built_in_task_meets_the_bound_on_10000_draws(built_in: list[Task]
         # above the bound only where the property allows no less, said in the docstring
         said = f"{value:.2f}" in (type_of(built_in, t.task).__doc__ or "")
         assert value <= audit.BOUND or (said and value <= audit.CEILING), (t.task, name, value)
+        # all of them together: the same bound, but for the known failures listed above
+        assert set(t.joint) == set(audit_joint.MODELS)
+        model, joint = t.joint_best
+        if t.task in KNOWN_JOINT_FAILURES:
+            assert joint > audit.BOUND, f"{t.task} passes the joint audit now: unlist it"
+            assert joint == pytest.approx(max(KNOWN_JOINT_FAILURES[t.task]), abs=0.03), (
+                f"{t.task}'s joint AUC moved to {joint:.2f}: update KNOWN_JOINT_FAILURES")
+            assert not t.passes and "together" in t.reason
+        else:
+            assert joint <= audit.BOUND, (t.task, model, joint)
 
 
 def type_of(tasks: list[Task], name: str) -> type[Task]:
@@ -120,9 +141,88 @@ def test_harness_tasks_audit_json(capsys: pytest.CaptureFixture) -> None:
     parity = data["tasks"][0]
     assert set(parity["nuisance_auc"]) == set(audit.NUISANCES)
     assert parity["exempt"] == ["odd-share"] and parity["nuisance_auc"]["odd-share"] > 0.99
+    assert set(parity["joint_auc"]) == set(audit_joint.MODELS)
+    assert parity["joint"][0] in audit_joint.MODELS and parity["joint"][1] < 0.7
     assert {(d["a"], d["b"]) for d in data["dependence"]} == {
         ("parity", "sum-parity"), ("sum-parity", "parity")}
     assert main(["tasks", "--audit", "--draws", "200", "--task", "parity"]) == 0
     assert "Nuisance AUCs" in capsys.readouterr().out
     assert main(["tasks", "--draws", "3"]) == 2
     assert "--draws" in capsys.readouterr().err
+
+
+def _xor_seq(c: int, r: random.Random) -> tuple[int, ...]:
+    """(length is 5) XOR (max > 500) = c, each of the two a fair coin: neither alone says c."""
+    five = r.random() < 0.5
+    big = five != bool(c)
+    seq = [r.randint(0, 499) for _ in range(5 if five else r.choice((4, 6)))]
+    if big:
+        seq[r.randrange(len(seq))] = r.randint(501, 999)
+    return tuple(seq)
+
+
+@dataclass(frozen=True)
+class Xor(Task):
+    """A shortcut no nuisance shows alone: the label is the XOR of two coarse nuisances."""
+
+    name: ClassVar[str] = "xor"
+    version: ClassVar[str] = "1"
+    classes: ClassVar[tuple[str, ...]] = ("same", "differ")
+
+    def label(self, seq):  # type: ignore[no-untyped-def]
+        return int((len(seq) == 5) != (max(seq) > 500)) if seq else None
+
+    def sample(self, n: int, rng: random.Random):  # type: ignore[no-untyped-def]
+        return balanced_sample(self, n, rng, _xor_seq)
+
+
+@dataclass(frozen=True)
+class XorExempt(Xor):
+    """The same, declaring magnitude its property: the joint models leave it out (and the
+    length alone says nothing; exempting the length instead would not do, as the shares'
+    granularity, fifths against quarters and sixths, tells it)."""
+
+    name: ClassVar[str] = "xor-exempt"
+    exempt_nuisances: ClassVar[tuple[str, ...]] = ("min", "max", "mean", "digits",
+                                                   "leading-digit")
+
+
+def test_the_joint_audit_sees_what_no_nuisance_shows_alone() -> None:
+    found = audit.run_audit([Xor(), XorExempt()], seed=0, draws=2_000)
+    xor, exempt = found.tasks
+    assert xor.strongest[1] < 0.56 and xor.joint["logistic"] < 0.56  # alone, and linearly: chance
+    assert xor.joint_best == ("trees", pytest.approx(1.0, abs=0.03))
+    assert not xor.passes and "together" in xor.reason
+    assert abs(exempt.joint_best[1] - 0.5) < 0.05 and exempt.passes  # without magnitude
+    head, rows = design.nuisance_table(found)
+    assert rows[0][head.index("joint")].endswith("trees")
+    assert rows[0][head.index("verdict")] == "flagged: joint"
+
+
+def test_the_joint_auc_of_an_independent_label_is_chance() -> None:
+    rng = np.random.default_rng(1)
+    cols = [rng.integers(0, 1000, 4000).astype(float), rng.integers(3, 9, 4000).astype(float),
+            rng.uniform(0, 1, 4000)]
+    for k in (2, 3):
+        found = audit_joint.joint_aucs(cols, rng.integers(0, k, 4000), k, audit.folds(4000, 0),
+                                       audit.BINS)
+        assert set(found) == set(audit_joint.MODELS)
+        assert all(abs(v - 0.5) < 0.04 for v in found.values()), (k, found)
+    assert audit_joint.best({}) == ("", pytest.approx(float("nan"), nan_ok=True))
+
+
+def test_a_stored_audit_without_the_joint_auc_still_reads_and_renders() -> None:
+    """An audit stored by METHOD 1 has no joint figures: read, judged on the single ones, shown
+    with "—" for the joint column."""
+    assert audit.METHOD >= 2
+    data = audit.run_audit([Small(), SmallExempt()], seed=0, draws=300).as_dict()
+    assert set(data["tasks"][0]["joint_auc"]) == set(audit_joint.MODELS)
+    for t in data["tasks"]:
+        del t["joint_auc"], t["joint"]
+    old = audit.Audit.from_dict(json.loads(json.dumps(data)))
+    small, exempt = old.tasks
+    assert small.joint == {} and small.joint_best[0] == "" and exempt.passes and not small.passes
+    head, rows = design.nuisance_table(old)
+    assert [r[head.index("joint")] for r in rows] == ["—", "—"]
+    assert "Nuisance AUCs" in design.terminal(old)
+    assert any("flagged" in line.lower() for line in design.markdown(old))

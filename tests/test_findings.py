@@ -74,6 +74,9 @@ def test_claims_follow_the_figures() -> None:
     assert claims["LLM"][0] == "not tested by this run"  # no non-LLM base here
     assert claims["LoRA"][0] == "supported"  # gain up, off-task down
     assert claims["SLERP"][0] == "supported"  # keeps most gain, best balance
+    for name in ("LoRA", "SLERP"):  # every verdict states its power (issue #32)
+        assert any(line.startswith("smallest effect each comparison could detect (95% "
+                                   "two-sided, 80% power") for line in claims[name][1])
     marks = fig.best_marks()
     assert marks[id(rows[3])] == "★"
 

@@ -24,8 +24,9 @@ import math
 
 import numpy as np
 
+from harness.report.chance import Chance
 from harness.report.rows import Row
-from harness.report.stats import Bootstrap, Estimate, mean_of
+from harness.report.stats import Bootstrap, Detectable, Estimate, mean_of
 from harness.store.queries import Draws
 
 
@@ -46,6 +47,9 @@ class Figures:
         self.higher = higher or {}
         self.bases = {r.encoder: r for r in rows if not r.trained}
         self._scores: dict[tuple[int, str, str], Estimate] = {}
+        #: eval task -> its chance level and eval rows, from the stored eval sample's labels
+        #: (``chance.levels``; empty where the caller has no samples)
+        self.chance: dict[str, Chance] = {}
 
     def direction(self, metric: str) -> float:
         """+1 where higher is better, -1 where lower is."""
@@ -154,6 +158,20 @@ def verdict(signs: list[int]) -> str:
     if any(s < 0 for s in signs):
         return "not supported"
     return "inconclusive"
+
+
+def judged(signs: list[int], powers: list[Detectable | None]) -> str:
+    """The verdict of comparisons (``signs``, each with its ``powers``, the same order); an
+    inconclusive one says the largest effect its undecided comparisons could have missed."""
+    found = verdict(signs)
+    missed = [p.effect for s, p in zip(signs, powers, strict=True) if s == 0 and p is not None]
+    if found == "inconclusive" and missed:
+        return f"inconclusive: no effect larger than {max(missed):.3f} (80% power)"
+    return found
+
+
+def fmt_power(p: Detectable | None) -> str:
+    return "n/a (no bootstrap draws)" if p is None else f"{p.effect:.3f}"
 
 
 def fmt_est(e: Estimate | None, signed: bool = False) -> str:

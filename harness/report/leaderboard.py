@@ -14,7 +14,7 @@ from tabulate import tabulate
 
 from harness import keys
 from harness.audit import Audit
-from harness.report import design, merging, paper, tables
+from harness.report import chance, design, merging, paper, tables
 from harness.report.figures import Figures, fmt_est
 from harness.report.plots import Loader, marked, write_plots
 from harness.report.rows import Row, load_rows, merge_note
@@ -80,6 +80,7 @@ def render(store: ResultsReader, profile: str | None = None, seed: int | None = 
     every = Figures(rows, tasks, metrics, seed, p, higher, dependent,
                     audit.dependence if audit else None) if len(single) < len(rows) else fig
     samples = store.eval_samples(profile, seed)
+    fig.chance = every.chance = chance.levels(samples)
     compositional = {t for t, s in samples.items() if s.compositional}
     stats = {k: v for k, v in store.merge_stats().items() if only is None or k in only}
     show_stats = any(v in stats for row in single for v in row.variants)
@@ -106,6 +107,7 @@ def render(store: ResultsReader, profile: str | None = None, seed: int | None = 
             "seeds. *best*: ★ the best balance per encoder and train task; ≈★ one whose "
             "interval against the ★ includes zero, so this run cannot rank them."
             + (" " + paper.MERGE_NOTE if show_stats else ""), ""]
+    out += _chance(fig)
     out += _headline(fig, stats if show_stats else None)
     out += design.markdown(audit)
     if plot_dir is not None:
@@ -115,7 +117,7 @@ def render(store: ResultsReader, profile: str | None = None, seed: int | None = 
             withheld += kept
     out += tables.matrices(fig)
     out += tables.encoded(rows, tasks)
-    out += tables.every_metric(rows, tasks, metrics, higher)
+    out += tables.every_metric(rows, tasks, metrics, higher, fig.chance)
     out += tables.notes(store, profile, seed, only)
     out += tables.reproducibility(store, profile, seed, rows)
     return "\n".join(out).rstrip() + "\n"
@@ -149,6 +151,25 @@ def _headline(fig: Figures, stats: dict[str, dict[str, float]] | None) -> list[s
     return [tabulate(table, header, tablefmt="github", disable_numparse=True), ""]
 
 
+def _chance(fig: Figures) -> list[str]:
+    """The chance level of each accuracy the headline shows, on the tasks it shows it on."""
+    p, second = fig.primary, paper.second_metric(fig.metrics, fig.primary)
+    trained = sorted({str(r.train_task) for r in fig.rows if r.train_task in fig.tasks})
+    shown = [(m, fig.tasks if m == p else trained) for m in (p, second)
+             if m and chance.is_accuracy(m)]
+    out = []
+    for m, tasks in shown:
+        known = [t for t in tasks if t in fig.chance]
+        if known:
+            out.append(f"`{md(m)}` is an accuracy: chance on each task (the majority share of "
+                       "its eval sample's labels; 1/k where its k classes are balanced) and its "
+                       "eval rows (and those scored, where fewer): " + "; ".join(
+                           f"{md(t)}: chance {fig.chance[t].text()}, eval rows "
+                           f"{chance.test_size(fig.chance[t], chance.scored(fig.rows, t, m))}"
+                           for t in known) + ".")
+    return out + [""] if out else []
+
+
 def _plots(made: list[tuple[str, str]]) -> list[str]:
     if not made:
         return []
@@ -159,14 +180,17 @@ def _plots(made: list[tuple[str, str]]) -> list[str]:
 
 
 def _claims(fig: Figures, compositional: set[str],
-            across: tuple[str, list[int], list[str]] | None = None) -> list[str]:
+            across: tuple[str, str, list[str]] | None = None) -> list[str]:
     """The claims; ``across``: claim 3 judged again on a SLERP across tasks that is not
     linear (``merging.claim3_across``), shown as its own verdict under claim 3."""
     out = ["## The paper's claims, judged by this run", "",
            "Computed from the figures below, not written by hand: *supported* when every "
            "comparison listed goes the claimed way with its 95% interval excluding zero, *not "
            "supported* when one goes the other way with its interval excluding zero, "
-           "*inconclusive* otherwise.", ""]
+           "*inconclusive* otherwise. Each claim states the smallest effect each of its "
+           "comparisons could have detected (its minimum detectable difference at 95% two-sided "
+           "and 80% power from the comparison's bootstrap SE); an inconclusive verdict says "
+           "the largest of those among the comparisons it could not decide.", ""]
     for i, (title, verdict, lines) in enumerate(paper.claims(fig, compositional), 1):
         out.append(f"{i}. **{md(title)}**: **{verdict}**.")
         if i == 3 and across is not None:
@@ -174,7 +198,7 @@ def _claims(fig: Figures, compositional: set[str],
                      f"checkpoint): {line}" for line in lines]
         out += [f"   - {line}" for line in lines]
         if i == 3 and across is not None:
-            out.append(f"   - **{across[0]}: {paper.verdict(across[1])}**")
+            out.append(f"   - **{across[0]}: {across[1]}**")
             out += [f"   - {line}" for line in across[2]]
     return out + [""]
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.report import tables
-from harness.report.figures import Figures, fmt_est
+from harness.report import power, tables
+from harness.report.figures import Figures, fmt_est, judged
 from harness.report.rows import Row, merge_note
-from harness.report.stats import Estimate, mean_of
+from harness.report.stats import Estimate, detectable, mean_of
 from harness.report.tables import md
 
 
@@ -160,10 +160,10 @@ def balance(fig: Figures, m: Merged) -> Estimate | None:
 
 def claim3_across(fig: Figures, stats: dict[str, dict[str, float]], soup: str,
                   slerp: str, ranking: Ranking | None = None
-                  ) -> tuple[str, list[int], list[str]] | None:
+                  ) -> tuple[str, str, list[str]] | None:
     """Claim 3 judged on SLERP across tasks, where it is not linear: LLM cross-task SLERPs whose
     mean linear-fallback fraction is below 0.5, each against the soup of the same fine-tunes.
-    (verdict signs, lines), or None where the run has no such SLERP."""
+    (label, verdict, lines), or None where the run has no such SLERP."""
     ranking = ranking or Ranking(fig)
     pairs = []
     for m in ranking.found:
@@ -185,8 +185,11 @@ def claim3_across(fig: Figures, stats: dict[str, dict[str, float]], soup: str,
                        if (b := balance(fig, m)) is not None and (c := balance(fig, o))
                        is not None])
     retention_soup = mean_of([o.retention for _, o, _ in pairs if o.retention is not None])
-    signs = [(kept - Estimate(0.5, None if kept.draws is None else
-                              np.full_like(kept.draws, 0.5))).sign(), vs_soup.sign()]
+    over_half = kept - Estimate(0.5, None if kept.draws is None else np.full_like(kept.draws, 0.5))
+    signs = [over_half.sign(), vs_soup.sign()]
+    seeds = Figures.seeds_of([r for m, o, _ in pairs for r in (m.row, o.row)])
+    named = [("retention over 0.5", detectable(over_half, seeds)),
+             ("balance vs soup", detectable(vs_soup, seeds))]
     mean_fallback = statistics.fmean(f for _, _, f in pairs)
     lines = [f"across tasks, on `{slerp}:over=tasks` (the spherical mean of the task vectors; "
              f"linear fallback {mean_fallback:.2f}): mean retention {fmt_est(kept)} (\"most\" = "
@@ -197,7 +200,8 @@ def claim3_across(fig: Figures, stats: dict[str, dict[str, float]], soup: str,
         lines.append(f"across tasks, CKA to the base: SLERP "
                      f"{statistics.fmean(c[0] for c in ckas):.3f} vs soup "
                      f"{statistics.fmean(c[1] for c in ckas):.3f}")
-    return "across tasks", signs, lines
+    lines.append("across tasks, " + power.line(named, seeds))
+    return "across tasks", judged(signs, [p for _, p in named]), lines
 
 
 def draws(fig: Figures, row: Row) -> str:
@@ -231,18 +235,29 @@ def section(fig: Figures, stats: dict[str, dict[str, float]],
            "(the chosen values are in *merge*). A random merge (DARE's masks) is the mean "
            "over its draws, which its intervals resample; *seeds (draws)* gives their spread. "
            "★ best mean retention; ≈★ one whose paired "
-           "interval against it includes zero (the run cannot separate them).", ""]
+           "interval against it includes zero (the run cannot separate them). *Adjacent "
+           "ranks*: each method against the next, the paired difference in mean retention; "
+           "*separated* where its 95% interval excludes zero, *tied* where it does not; "
+           f"*detectable*: the smallest difference it could detect (95% two-sided, 80% power, "
+           f"{power.method(seeds)}).", ""]
     if seeds == 1:
         out += ["One training seed: between-run variance is not in these intervals.", ""]
     elif seeds > 1:
         out += [f"{seeds} training seeds or more per merged model: the intervals resample "
                 "them (few seeds under-cover the between-run spread).", ""]
+    ranked = ranking.table()
     body = [[md(r.method) + (f" {r.mark}" if r.mark else ""), fmt_est(r.retention),
              fmt_est(r.versus, signed=True), fmt_est(r.off, signed=True),
              f"{r.cka:.3f}" if r.cka is not None else "n/a", str(r.models)]
-            for r in ranking.table()]
+            for r in ranked]
     out += _table(body, ["method", "mean retention", "mean vs fine-tune", "off-task change",
                          "CKA to base", "merged models"])
+    pairs = power.adjacent([(r.method, r.retention) for r in ranked], seeds)
+    if pairs:
+        split = sum(p[-1] == "separated" for p in pairs)
+        out += ["", f"Adjacent ranks: the run separates {split} of {len(pairs)} pairs.", ""]
+        out += _table(pairs, ["pair", "difference in mean retention", "detectable",
+                              "separated / tied"])
     out += ["", "Per merged model (each merged task: retention, then merged − fine-tune):", ""]
     detail = []
     for m in sorted(ranking.found, key=lambda m: (m.row.encoder, m.row.adapter, method(m.row))):

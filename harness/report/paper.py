@@ -15,9 +15,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.report.figures import Figures, fmt_est, verdict
+from harness.report import power
+from harness.report.chance import is_accuracy
+from harness.report.figures import Figures, fmt_est, fmt_power, judged
 from harness.report.rows import Row
-from harness.report.stats import Estimate, mean_of
+from harness.report.stats import (
+    Detectable,
+    Estimate,
+    detectable,
+    detectable_se,
+    interval_se,
+    mean_of,
+)
 from harness.report.tables import md
 
 #: the headline's metric: the first of these the run has, else its first metric
@@ -66,16 +75,20 @@ def claim1(fig: Figures, compositional: set[str]) -> tuple[str, str, list[str]]:
     if not (comp and metric and llm and other):
         return title, "not tested by this run", [
             "needs an LLM base, a pretrained non-LLM base and a compositional eval task"]
-    lines, signs = [], []
+    lines, signs, powers = [], [], []
     for a in llm:
         for b in other:
             diff = (fig.over(a, comp, metric) - fig.over(b, comp, metric)).scaled(
                 fig.direction(metric))
             signs.append(diff.sign())
+            powers.append(detectable(diff))  # base models: the eval rows alone
             lines.append(f"{md(a.encoder)} − {md(b.encoder)}, base models, mean "
                          f"`{md(metric)}` over {', '.join(map(md, comp))}: "
-                         f"{fmt_est(diff, signed=True)}")
-    return title, verdict(signs), lines
+                         f"{fmt_est(diff, signed=True)} (detectable: {fmt_power(powers[-1])})")
+    lines.append(power.base_models(fig, comp, metric, powers))
+    if is_accuracy(metric) and (chance := power.chance_line(fig, comp)):
+        lines.append(f"`{md(metric)}` {chance}")
+    return title, judged(signs, powers), lines
 
 
 def one_seed(rows: list[Row]) -> list[str]:
@@ -144,7 +157,11 @@ def claim2(fig: Figures) -> tuple[str, str, list[str]]:
         lines.append("not comparative: no non-LLM encoder was adapted with a "
                      "parameter-efficient adapter on the same tasks, so the verdict reads the "
                      "LLM figures alone")
-        return title, verdict([gain.sign(), -off.sign()]), lines + one_seed(lora)
+        seeds = Figures.seeds_of(lora)
+        powers = [detectable(gain, seeds), detectable(off, seeds)]
+        lines.append(power.line([("on-task gain", powers[0]), ("off-task change", powers[1])],
+                                seeds))
+        return title, judged([gain.sign(), -off.sign()], powers), lines + one_seed(lora)
     rel = per_task(fig.off_change)
     names = ", ".join(md(e) for e in sorted({r.encoder for r in other}))
     lines += [f"the same for the non-LLM encoders adapted the same way ({names}): gain "
@@ -160,7 +177,27 @@ def claim2(fig: Figures) -> tuple[str, str, list[str]]:
     other_cka = [r.cka for r in other if r.cka]
     if cka and other_cka:
         lines.append(f"CKA to the base, non-LLM adapted the same way: {_cka(other_cka)}")
-    return title, verdict([gain.sign(), -rel.sign()]), lines + one_seed(lora + other)
+    seeds = Figures.seeds_of(lora + other)
+    powers = [detectable(gain, seeds), detectable(rel, seeds)]
+    lines += [power.line([("LLM on-task gain", powers[0]),
+                          ("LLM − non-LLM off-task change", powers[1])], seeds),
+              confound(lora, other)]
+    return title, judged([gain.sign(), -rel.sign()], powers), lines + one_seed(lora + other)
+
+
+def confound(llm: list[Row], other: list[Row]) -> str:
+    """What claim 2's family comparison is confounded with: with one backbone a family, its
+    size and tokenizer."""
+    a, b = sorted({r.encoder for r in llm}), sorted({r.encoder for r in other})
+    if len(a) == 1 and len(b) == 1:
+        return (f"family is confounded with size and tokenizer: one LLM backbone ({md(a[0])}) "
+                f"against one non-LLM backbone ({md(b[0])}), so the difference may be theirs, "
+                "not the family's")
+    text = (f"across {len(a)} LLM backbone(s) ({', '.join(map(md, a))}) and {len(b)} non-LLM "
+            f"backbone(s) ({', '.join(map(md, b))})")
+    one = "LLM" if len(a) == 1 else "non-LLM" if len(b) == 1 else ""
+    return text + (f"; with one {one} backbone, family is still confounded with its size and "
+                   "tokenizer" if one else "")
 
 
 def _cka(found: list[tuple[float, float, float]]) -> str:
@@ -204,11 +241,19 @@ def claim3(fig: Figures) -> tuple[str, str, list[str]]:
     vs_none = avg(lambda t: balance(t[0]) - balance(t[2]))
     gain_s, gain_n = avg(lambda t: gain(t[0])), avg(lambda t: gain(t[2]))
     signs = [kept.sign(), vs_soup.sign(), vs_none.sign()]
+    seeds = Figures.seeds_of([r for t in trios for r in t])
+    named: list[tuple[str, Detectable | None]] = [
+        ("gain kept over half", detectable(kept, seeds)),
+        ("balance vs soup", detectable(vs_soup, seeds)),
+        ("balance vs unmerged", detectable(vs_none, seeds))]
     lines = []
     if cka_s and len(cka_s) == len(cka_n):
         s = [float(np.mean([c[i] for c in cka_s])) for i in range(3)]
         n = [float(np.mean([c[i] for c in cka_n])) for i in range(3)]
         signs.append(1 if s[1] > n[2] else -1 if s[2] < n[1] else 0)
+        # CKA's half-sample intervals are not paired draws: SE from both intervals
+        named.append(("CKA vs unmerged", detectable_se(math.hypot(
+            interval_se(s[1], s[2]), interval_se(n[1], n[2])), seeds)))
         lines.append(f"structure: CKA to the base, SLERP {s[0]:.3f} [{s[1]:.2f}, {s[2]:.2f}]"
                      f" vs unmerged {n[0]:.3f} [{n[1]:.2f}, {n[2]:.2f}]")
     ratio = gain_s.value / gain_n.value if gain_n.value else math.nan
@@ -228,5 +273,7 @@ def claim3(fig: Figures) -> tuple[str, str, list[str]]:
         lines.append(f"balance, SLERP − its {md(trios[0][0].roles.get('control'))} control at the "
                      f"same t: {fmt_est(mean_of(controls), signed=True)} (zero when every "
                      "tensor fell back to linear: that SLERP *is* the linear merge)")
-    lines.append(f"over {len(trios)} LLM training run(s); mean over them")
-    return title, verdict(signs), lines + one_seed([r for t in trios for r in t])
+    lines += [power.line(named, seeds),
+              f"over {len(trios)} LLM training run(s); mean over them"]
+    return title, judged(signs, [p for _, p in named]), lines + one_seed(
+        [r for t in trios for r in t])

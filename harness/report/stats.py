@@ -146,3 +146,53 @@ def seed_pooled(found: list[tuple[float, float, float]], z: float = 1.959964
     between = float(values.var(ddof=1)) / len(values) if len(values) > 1 else 0.0
     spread = z * float(np.sqrt(np.mean(sds**2) + between))
     return value, value - spread, value + spread
+
+
+#: the quantiles of a 95% two-sided test with 80% power: MDE = (1.96 + 0.84) · SE
+Z_TEST, Z_POWER = 1.959964, 0.841621
+#: the same as t-quantiles (0.975, 0.80) by degrees of freedom, for a figure over 2 or 3
+#: training seeds (its SE is then estimated from so few runs that z understates the MDE)
+T_QUANTILES = {1: (12.706205, 1.376382), 2: (4.302653, 1.060660)}
+
+
+@dataclass(frozen=True)
+class Detectable:
+    """The smallest effect a comparison could have detected: its minimum detectable difference
+    at 95% two-sided and 80% power, ``(q_test + q_power) · SE``; ``seeds`` 2 or 3 where the
+    quantiles are a t's over the training seeds (``seeds − 1`` degrees of freedom), else 0."""
+
+    effect: float
+    se: float
+    seeds: int = 0
+
+    def how(self) -> str:
+        if self.seeds:
+            q = T_QUANTILES[self.seeds - 1]
+            return (f"(t {q[0]:.2f} + {q[1]:.2f}, {self.seeds - 1} df over {self.seeds} "
+                    f"training seeds) × SE {self.se:.3f}")
+        return f"(1.96 + 0.84) × SE {self.se:.3f}"
+
+
+def detectable_se(se: float, seeds: int = 0) -> Detectable | None:
+    """The MDE of a comparison whose standard error is ``se``; with 2 or 3 training seeds
+    behind it, t-quantiles over them."""
+    if not np.isfinite(se):
+        return None
+    if seeds - 1 in T_QUANTILES:
+        q = T_QUANTILES[seeds - 1]
+        return Detectable((q[0] + q[1]) * se, se, seeds)
+    return Detectable((Z_TEST + Z_POWER) * se, se)
+
+
+def detectable(e: Estimate | None, seeds: int = 0) -> Detectable | None:
+    """The MDE of a paired comparison from its bootstrap draws' standard deviation (None
+    without draws)."""
+    if e is None or e.draws is None:
+        return None
+    finite = e.draws[np.isfinite(e.draws)]
+    return detectable_se(float(np.std(finite, ddof=1)), seeds) if finite.size > 1 else None
+
+
+def interval_se(lo: float, hi: float) -> float:
+    """The standard error behind a symmetric 95% interval: (hi − lo) / 3.92."""
+    return (hi - lo) / (2 * Z_TEST)

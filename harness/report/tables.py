@@ -14,6 +14,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from harness.provenance import PLUGIN
+from harness.report.chance import Chance, is_accuracy, scored, test_size
 from harness.report.figures import Figures
 from harness.report.rows import Row, encoder_label
 from harness.store.records import ResultsReader
@@ -122,13 +123,25 @@ def encoded(rows: list[Row], tasks: list[str]) -> list[str]:
 
 
 def every_metric(rows: list[Row], tasks: list[str], metrics: list[str],
-                 higher: dict[str, bool]) -> list[str]:
+                 higher: dict[str, bool], chance: dict[str, Chance] | None = None) -> list[str]:
+    """Every metric's table; an accuracy's (``chance.is_accuracy``) opens with its chance level
+    and the eval rows of each task, where ``chance`` has them."""
+    chance = chance or {}
     out = ["## Every metric on every eval task", "",
            "`a ± b`: the mean ± standard deviation over seeds.", ""]
     for m in metrics:
         out += [f"### {md(arrow(m, higher.get(m, True)))}", ""]
         body = [[md(row.name)] + [fmt(row.values.get((t, m), [])) for t in tasks]
                 for row in rows]
+        if is_accuracy(m) and any(t in chance for t in tasks):
+            out += ["An accuracy: *chance* is the majority share of each task's eval sample "
+                    "(1/k where its k classes are balanced), from the stored labels; *eval rows*: "
+                    "the size of that sample and, where its stored per-row values score fewer "
+                    "rows, how many (the metric does not declare whether each row is predicted "
+                    "while held out).", ""]
+            body = [["*chance*"] + [chance[t].text() if t in chance else "n/a" for t in tasks],
+                    ["*eval rows*"] + [test_size(chance.get(t), scored(rows, t, m))
+                                       for t in tasks]] + body
         out += [_table(body, ["variant"] + [md(t) for t in tasks]), ""]
     return out
 

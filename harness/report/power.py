@@ -1,0 +1,96 @@
+"""The power of every verdict: the smallest effect each comparison could have detected.
+
+A comparison's minimum detectable difference (MDE) at 95% two-sided and 80% power is
+``(1.96 + 0.84) · SE``, SE the standard deviation of its paired bootstrap draws
+(``stats.detectable``); where it rests on 2 or 3 training seeds the quantiles are a t's with
+seeds − 1 degrees of freedom. A comparison whose interval includes zero then says how large an
+effect it would have found: an *inconclusive* verdict reads "no effect larger than X".
+"""
+
+from __future__ import annotations
+
+import math
+
+from harness.report.chance import scored, test_size
+from harness.report.figures import Figures, fmt_est, fmt_power
+from harness.report.stats import T_QUANTILES, Detectable, Estimate, detectable
+from harness.report.tables import md
+from harness.store.queries import Draws
+
+#: the effect claim 1 should be able to detect; above it the page says the eval rows are few
+TARGET = 0.05
+
+
+def method(seeds: int) -> str:
+    """How the MDEs of comparisons over ``seeds`` training seeds are computed."""
+    if seeds - 1 in T_QUANTILES:
+        q = T_QUANTILES[seeds - 1]
+        return (f"MDE = (t {q[0]:.2f} + {q[1]:.2f}) × its bootstrap SE: t-quantiles with "
+                f"{seeds - 1} degree(s) of freedom over {seeds} training seeds")
+    return "MDE = (1.96 + 0.84) × its bootstrap SE"
+
+
+def line(named: list[tuple[str, Detectable | None]], seeds: int) -> str:
+    """The claim's line naming the MDE of each of its comparisons."""
+    return ("smallest effect each comparison could detect (95% two-sided, 80% power; "
+            f"{method(seeds)}): " + ", ".join(f"{name} {fmt_power(p)}" for name, p in named))
+
+
+def eval_rows(fig: Figures, tasks: list[str], metric: str) -> list[int]:
+    """The eval rows of each task: its stored eval sample's, else a per-row sample's length."""
+    found = []
+    for t in tasks:
+        if t in fig.chance:
+            found.append(fig.chance[t].rows)
+            continue
+        n = next((len(a) for r in fig.rows for a in r.samples.get((t, metric), [])
+                  if not isinstance(a, Draws)), None)
+        if n is not None:
+            found.append(n)
+    return found
+
+
+def base_models(fig: Figures, tasks: list[str], metric: str,
+                powers: list[Detectable | None]) -> str:
+    """Claim 1's power: base models have no training seeds, so only eval rows power it."""
+    rows = eval_rows(fig, tasks, metric)
+    shown = [p for p in powers if p is not None]
+    sizes = sorted({test_size(fig.chance.get(t), scored(fig.rows, t, metric)) for t in tasks}
+                   - {"n/a"})
+    size = " / ".join(sizes) if sizes else (f"{min(rows)}–{max(rows)}" if rows else "n/a")
+    if not shown:
+        return (f"power: n/a (no bootstrap draws of `{md(metric)}`); {size} eval rows per "
+                "compositional task")
+    worst = max(shown, key=lambda p: p.effect)
+    text = (f"power: base models have no training seeds, so only the eval rows power this "
+            f"comparison, {size} eval rows per compositional task: it could detect a difference "
+            f"of {worst.effect:.3f} or more (95% two-sided, 80% power; {worst.how()})")
+    if worst.effect > TARGET:
+        need = f"about {math.ceil(max(rows) * (worst.effect / TARGET) ** 2)}" if rows else "more"
+        text += (f"; above {TARGET}: the compositional tasks need more eval rows ({need} eval "
+                 f"rows each for {TARGET}, as the SE shrinks with 1/√rows)")
+    return text
+
+
+def chance_line(fig: Figures, tasks: list[str]) -> str:
+    """The chance level of an accuracy on each of ``tasks`` (empty where none is known)."""
+    known = [t for t in tasks if t in fig.chance]
+    if not known:
+        return ""
+    return ("chance (the majority share of each eval sample's labels): " +
+            ", ".join(f"{md(t)} {fig.chance[t].text()}" for t in known))
+
+
+def adjacent(ranked: list[tuple[str, Estimate | None]], seeds: int) -> list[list[str]]:
+    """Each adjacent pair of a ranking: the paired difference of their figures with its
+    interval, its MDE, and whether the run separates them (the interval excludes zero)."""
+    body = []
+    for (a, ea), (b, eb) in zip(ranked, ranked[1:], strict=False):
+        if ea is None or eb is None or not (math.isfinite(ea.value) and math.isfinite(eb.value)):
+            body.append([f"{md(a)} − {md(b)}", "n/a", "n/a", "n/a"])
+            continue
+        diff = ea - eb
+        body.append([f"{md(a)} − {md(b)}", fmt_est(diff, signed=True),
+                     fmt_power(detectable(diff, seeds)),
+                     "separated" if diff.sign() != 0 else "tied"])
+    return body
