@@ -14,6 +14,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from harness.component import plugin_call
 from harness.params import params_of
 
 if TYPE_CHECKING:
@@ -97,7 +98,11 @@ def scoring(merge: Merge | None, profile: Profile | None) -> list[Any]:
     """What a variant key adds for a merge that scores candidates (``Merge.scored_by``) on a
     held-out sample of another size than the eval sample's (``Profile.held_out``): nothing
     otherwise, so keys made before that field stay what they were."""
-    if merge is None or profile is None or merge.scored_by() is None or not profile.held_out:
+    if merge is None or profile is None or not profile.held_out:
+        return []
+    with plugin_call(f"merge {merge.name!r}: scored_by()"):
+        scored = merge.scored_by()
+    if scored is None:
         return []
     return ["held_out", profile.held_out]
 

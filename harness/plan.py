@@ -72,6 +72,8 @@ class Variant:
                          params_of(self.merge) if self.merge else {})
         if self.run_tasks:
             roles["tasks"] = self.merged_names
+        with plugin_call(f"encoder {self.encoder.name!r}: number_format()"):
+            number_format = self.encoder.number_format()
         return VariantRecord(
             key=self.key, encoder=label(self.encoder), family=self.encoder.family,
             adapter=label(self.adapter) if self.adapter else NONE,
@@ -79,7 +81,7 @@ class Variant:
             merge=label(self.merge) if self.merge else NONE, group=self.group,
             profile=profile.name if self.adapter else "",
             info={"encoder": keys.identity(self.encoder),
-                  "precision": self.encoder.number_format(),
+                  "precision": number_format,
                   "adapter": keys.identity(self.adapter) if self.adapter else None,
                   "train_task": keys.identity(self.train_task) if self.train_task else None,
                   "merge": keys.identity(self.merge) if self.merge else None,

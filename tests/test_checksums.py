@@ -67,10 +67,26 @@ def test_a_damaged_checksum_file_makes_the_embeddings_missing(store):
     assert store.damaged == ["artifacts/embeddings/k.npy"]
 
 
+def as_schema_3(root: Path) -> None:
+    """Make the store at ``root`` what a harness before schema 4 left: no list of artifacts
+    from before checksums, no row checksums, schema 3."""
+    import sqlite3
+
+    from harness.store import digests
+
+    (root / "artifacts" / "checksums.json").unlink(missing_ok=True)
+    db = sqlite3.connect(root / "results.sqlite")
+    for table in digests.COLUMNS:
+        db.execute(f"ALTER TABLE {table} DROP COLUMN digest")
+    db.execute("UPDATE meta SET value='3' WHERE key='schema'")
+    db.commit()
+    db.close()
+
+
 def before_checksums(root: Path) -> Store:
     """The store at ``root`` opened as by the first harness that keeps the list of artifacts
     from before checksums: the list is made from what it finds then."""
-    (root / "artifacts" / "checksums.json").unlink(missing_ok=True)
+    as_schema_3(root)
     return Store(root)
 
 
@@ -272,7 +288,7 @@ def test_a_store_from_before_checksums_recomputes_nothing(tmp_path, capsys):
     for done in artifacts.rglob("done.json"):
         manifest = json.loads(done.read_text())
         done.write_text(json.dumps({"checkpoints": manifest["checkpoints"]}))
-    (artifacts / "checksums.json").unlink()  # a store no harness has surveyed
+    as_schema_3(folder / "S")  # a store no harness has surveyed
     capsys.readouterr()
     assert run_here(SMOKE_TASKS, folder) == {"computed": 0, "reused": 12, "failed": 0}
     err = capsys.readouterr().err
@@ -281,3 +297,48 @@ def test_a_store_from_before_checksums_recomputes_nothing(tmp_path, capsys):
     survey = json.loads((artifacts / "checksums.json").read_text())["before checksums"]
     assert len(survey) == len(list(artifacts.rglob("*.npy"))) + len(
         list(artifacts.rglob("done.json")))
+
+
+def test_a_lost_list_is_not_rebuilt_from_what_lost_its_checksum_since(store):
+    """Review of #31: deleting artifacts/checksums.json with a .sha256 turned verification
+    off again (the list was rebuilt from whatever had no checksum then)."""
+    X = np.ones((3, 2), np.float32)
+    store.save_embeddings("k", X)
+    path = store.embeddings_path("k")
+    store.checksum_path(path).unlink()
+    np.save(path, X * 1e6)
+    root = store.root
+    store.close()
+    (root / "artifacts" / "checksums.json").unlink()
+    reopened = Store(root)  # schema 4: a new list is empty
+    try:
+        assert reopened.load_embeddings("k", 3) is None and reopened.unverified == 0
+        assert reopened.damaged == ["artifacts/embeddings/k.npy"]
+    finally:
+        reopened.close()
+
+
+def test_a_list_that_is_a_pipe_never_hangs(store):
+    root = store.root
+    store.save_embeddings("k", np.ones((3, 2), np.float32))
+    store.checksum_path(store.embeddings_path("k")).unlink()
+    store.close()
+    (root / "artifacts" / "checksums.json").unlink()
+    os.mkfifo(root / "artifacts" / "checksums.json")
+    reopened = Store(root)  # returns: the pipe is never opened
+    try:
+        assert reopened.load_embeddings("k", 3) is None  # nothing is exempt
+    finally:
+        reopened.close()
+
+
+def test_a_linked_folder_is_never_read_nor_emptied(tmp_path, store):
+    """Review of #31: a symlinked embeddings folder was read outside the store."""
+    X = np.ones((3, 2), np.float32)
+    store.save_embeddings("k", X)
+    folder = store.embeddings_path("k").parent
+    outside = tmp_path / "outside"
+    os.replace(folder, outside)
+    folder.symlink_to(outside)
+    assert store.load_embeddings("k", 3) is None
+    assert (outside / "k.npy").exists()  # damage, but the file outside is not deleted

@@ -568,12 +568,16 @@ def test_every_row_a_figure_comes_from_is_checksummed(tmp_path: Path) -> None:
     store.put_analyses("v", "pool", ["parity"], "smoke", 0, where[2],
                        [("cka", "base", 0.9, 0.8, 1.0)])
     store.put_merge_stats("v", {"chosen scale": 0.5})
+    store.put_audit("a", ["parity"], "smoke", 0, where[2], {"cramers_v": 0.4696710143797851})
     store.close()
     tampered = {"samples": ("UPDATE samples SET data = x'0100803e0000403f'",  # 0.25 + 1 ulp
                             "per-row values"),
                 "analyses": ("UPDATE analyses SET lo = 0.8000000000000002", "cka analysis"),
                 "merge_stats": ("UPDATE merge_stats SET stats = '{\"chosen scale\": 0.75}'",
-                                "merge statistics")}
+                                "merge statistics"),
+                # the reviewer's flip: 4 -> 0 in a Cramer's V moved the headline's off-task set
+                "audits": ("UPDATE audits SET data = replace(data, '0.469', '0.069')",
+                           "task audit")}
     for table, (sql, named) in tampered.items():
         copy = tmp_path / table
         shutil.copytree(tmp_path / "S", copy)
@@ -590,7 +594,8 @@ def test_every_row_a_figure_comes_from_is_checksummed(tmp_path: Path) -> None:
     old = tmp_path / "old"  # a schema-3 store: no checksums yet
     shutil.copytree(tmp_path / "S", old)
     db = sqlite3.connect(old / "results.sqlite")
-    for table in ("scores", "samples", "analyses", "merge_stats"):
+    for table in ("scores", "samples", "analyses", "merge_stats", "variants", "eval_samples",
+                  "audits"):
         db.execute(f"ALTER TABLE {table} DROP COLUMN digest")
     db.execute("UPDATE meta SET value='3' WHERE key='schema'")
     db.commit()

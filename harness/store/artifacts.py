@@ -28,7 +28,6 @@ import io
 import json
 import os
 import re
-import stat
 import time
 import uuid
 from pathlib import Path
@@ -37,21 +36,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.store import survey
-from harness.store.files import atomic_write_bytes, atomic_write_text
+from harness.store.files import (
+    atomic_write_bytes,
+    atomic_write_text,
+    inside_store,
+    regular_file,
+)
 
 if TYPE_CHECKING:
     import torch
 
 #: a stage file's name in ``done.json``: a plain name in its own folder, nothing else
 _STAGE_FILE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.safetensors")
-
-
-def _regular(path: Path) -> bool:
-    """``path`` is a regular file itself (not a link, a pipe or a device)."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
 
 
 class Artifacts:
@@ -71,8 +67,8 @@ class Artifacts:
 
     def _drop(self, path: Path, checksum: Path | None) -> None:
         """Delete a damaged artifact (unless the store is read-only) and list it."""
-        for p in (path, checksum):
-            if p is not None and not self.read_only:
+        for p in (path, checksum):  # never a file outside the store
+            if p is not None and not self.read_only and inside_store(p):
                 with contextlib.suppress(OSError):
                     p.unlink(missing_ok=True)
         try:
@@ -82,9 +78,15 @@ class Artifacts:
         if where not in self.damaged:
             self.damaged.append(where)
 
-    def survey(self) -> None:
-        """List this store's artifacts from before checksums, once (``harness.store.survey``)."""
-        survey.survey(self.root)
+    def survey(self, legacy: bool) -> None:
+        """List this store's artifacts from before checksums, once (``harness.store.survey``;
+        ``legacy``: the database is of an older schema)."""
+        survey.survey(self.root, legacy)
+
+    def strict(self) -> None:
+        """No artifact is exempt from its checksum, list or not (a read-only schema-4 store)."""
+        if survey.before_checksums(self.root) is None:
+            self._surveyed, self._before = True, set()
 
     def _legacy(self, path: Path) -> bool:
         """Whether an artifact without a checksum is one from before checksums (read with the
@@ -124,7 +126,7 @@ class Artifacts:
             return None
         checksum = self.checksum_path(path)
         want: str | None = None
-        if not _regular(path) or (os.path.lexists(checksum) and not _regular(checksum)):
+        if not regular_file(path) or (os.path.lexists(checksum) and not regular_file(checksum)):
             self._drop(path, checksum)
             return None
         try:
@@ -199,7 +201,7 @@ class Artifacts:
         if not os.path.lexists(done):
             return None
         try:
-            if not _regular(done):
+            if not regular_file(done):
                 raise ValueError("done.json is not a regular file")
             manifest = json.loads(done.read_text(encoding="utf-8"))
             entries = manifest["checkpoints"]
@@ -216,7 +218,7 @@ class Artifacts:
             for entry in entries:
                 name = entry["file"]
                 if not isinstance(name, str) or not _STAGE_FILE.fullmatch(name) or \
-                        not _regular(folder / name):  # only the folder's own regular files
+                        not regular_file(folder / name):  # only the folder's own regular files
                     raise ValueError(f"{name!r} is not a stage file of this folder")
                 data = (folder / name).read_bytes()
                 if not legacy and hashlib.sha256(data).hexdigest() != entry["sha256"]:
@@ -270,7 +272,7 @@ class Artifacts:
         if not os.path.lexists(path):
             return None
         try:
-            if not _regular(path):
+            if not regular_file(path):
                 raise ValueError("not a regular file")
             record = json.loads(path.read_text(encoding="utf-8"))
             if record["sha256"] != _manifest_digest(record["stats"]):

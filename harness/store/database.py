@@ -44,9 +44,11 @@ def _json(value: Any) -> str:
 
 def _insert_eval_samples(db: sqlite3.Connection, records: list[EvalSampleRecord]) -> None:
     db.executemany("INSERT OR REPLACE INTO eval_samples (key, task, profile, eval_seed, run_id, "
-                   "info, sequences, labels) VALUES (?,?,?,?,?,?,?,?)",
-                   [(r.key, r.task, r.profile, r.eval_seed, r.run_id, _json(r.info),
-                     json.dumps([list(s) for s in r.sequences]), json.dumps(r.labels))
+                   "info, sequences, labels, digest) VALUES (?,?,?,?,?,?,?,?,?)",
+                   [with_digest("eval_samples", (r.key, r.task, r.profile, r.eval_seed, r.run_id,
+                                                 _json(r.info),
+                                                 json.dumps([list(s) for s in r.sequences]),
+                                                 json.dumps(r.labels)))
                     for r in records])
 
 
@@ -90,6 +92,8 @@ class Store(Artifacts, Queries):
             if read_only:
                 found = schema.stored_version(self.db)
                 check_readable_as_is(self.db, found, self.root)
+                if found == str(schema.VERSION):
+                    self.strict()
             else:
                 with self.transaction():
                     found = schema.stored_version(self.db)
@@ -99,7 +103,7 @@ class Store(Artifacts, Queries):
                         schema.create_or_upgrade(self.db, found)
                         self.dropped = schema.drop_damaged(self.db)
                 if schema.readable(found):
-                    self.survey()
+                    self.survey(legacy=found is not None and found != str(schema.VERSION))
                     self.keep_merge_stats(upgraded=found is not None and found != str(
                         schema.VERSION))
         except sqlite3.Error as err:
@@ -170,11 +174,12 @@ class Store(Artifacts, Queries):
     def put_variant(self, record: VariantRecord) -> None:
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO variants (key, encoder, family, adapter, "
-                       "train_task, seed, merge, grp, profile, info, roles) "
-                       "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                       (record.key, record.encoder, record.family, record.adapter,
-                        record.train_task, record.seed, record.merge, record.group,
-                        record.profile, _json(record.info), _json(record.roles)))
+                       "train_task, seed, merge, grp, profile, info, roles, digest) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                       with_digest("variants", (record.key, record.encoder, record.family,
+                                                record.adapter, record.train_task, record.seed,
+                                                record.merge, record.group, record.profile,
+                                                _json(record.info), _json(record.roles))))
 
     def put_eval_samples(self, records: list[EvalSampleRecord]) -> None:
         """The eval samples a run draws, with their tasks' declared flags."""
@@ -186,8 +191,9 @@ class Store(Artifacts, Queries):
         """A run's task audit (``harness.audit``), keyed by its tasks' identities and seed."""
         with self.transaction() as db:
             db.execute("INSERT OR REPLACE INTO audits (key, tasks, profile, eval_seed, run_id, "
-                       "data) VALUES (?,?,?,?,?,?)", (key, json.dumps(sorted(tasks)), profile,
-                                                     eval_seed, run_id, _json(data)))
+                       "data, digest) VALUES (?,?,?,?,?,?,?)",
+                       with_digest("audits", (key, json.dumps(sorted(tasks)), profile,
+                                              eval_seed, run_id, _json(data))))
 
     def put_analyses(self, variant: str, pool: str, tasks: list[str], profile: str,
                      eval_seed: int, run_id: int,
@@ -253,8 +259,9 @@ class Store(Artifacts, Queries):
         """Fill variants' roles (variant key -> roles), scores' directions (metric label ->
         higher is better) and eval samples in one transaction; ``done``: nothing is left."""
         with self.transaction() as db:
-            db.executemany("UPDATE variants SET roles=? WHERE key=?",
+            db.executemany("UPDATE variants SET roles=?, digest=NULL WHERE key=?",
                            [(_json(r), key) for key, r in roles.items()])
+            fill(db, "variants")
             db.executemany("UPDATE scores SET higher_is_better=?, digest=NULL WHERE metric=? "
                            "AND higher_is_better IS NULL",
                            [(int(h), metric) for metric, h in directions.items()])

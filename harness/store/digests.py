@@ -1,5 +1,6 @@
 """Checksums of the database rows a leaderboard's figures come from (schema 4): every row of
-``scores``, ``samples``, ``analyses`` and ``merge_stats`` carries the SHA-256 (128 bits, hex) of
+``scores``, ``samples``, ``analyses``, ``merge_stats``, ``variants``, ``eval_samples`` and
+``audits`` carries the SHA-256 (128 bits, hex) of
 its own fields, written with it and verified every time a store is opened. SQLite's
 ``quick_check`` checks the file's structure, not its values: a flipped bit in a stored float is
 still a valid float (0.519 read as 1.038, or a change in the last mantissa bit) and only a
@@ -27,6 +28,12 @@ COLUMNS = {
     "analyses": ("variant", "pool", "tasks", "profile", "eval_seed", "run_id", "kind", "name",
                  "value", "lo", "hi"),
     "merge_stats": ("variant", "stats"),
+    # what the page reads beside the figures: recomputed or rewritten by the next run
+    "variants": ("key", "encoder", "family", "adapter", "train_task", "seed", "merge", "grp",
+                 "profile", "info", "roles"),
+    "eval_samples": ("key", "task", "profile", "eval_seed", "run_id", "info", "sequences",
+                     "labels"),
+    "audits": ("key", "tasks", "profile", "eval_seed", "run_id", "data"),
 }
 #: the REAL columns of each table
 _REAL = {"value", "lo", "hi"}

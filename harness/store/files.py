@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -42,3 +43,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def inside_store(path: Path) -> bool:
+    """No folder on the way from the store to ``path`` is a link that leads out of it."""
+    try:
+        store = next(p for p in path.parents if p.name == "artifacts").parent
+        return os.path.realpath(path.parent).startswith(os.path.realpath(store) + os.sep)
+    except (OSError, StopIteration):
+        return False
+
+
+def regular_file(path: Path) -> bool:
+    """``path`` is a regular file itself (not a link, a pipe or a device), inside the store."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode) and inside_store(path)
+    except OSError:
+        return False

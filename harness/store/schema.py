@@ -13,7 +13,8 @@ tasks it evaluated, ``harness.audit``) and what a stored ``samples`` blob holds
 bootstrap resample). A schema-2 store gains both when it is opened; its old blobs are per-row.
 
 Schema 4 adds a checksum to every row a figure comes from (``digest`` in ``scores``,
-``samples``, ``analyses`` and ``merge_stats``; ``harness.store.digests``), verified each time the
+``samples``, ``analyses``, ``merge_stats``, ``variants``, ``eval_samples`` and ``audits``;
+``harness.store.digests``), verified each time the
 store is opened: a row that fails is dropped and named, and recomputed by the next run. A
 schema-3 store gains the column when it is opened, its rows checksummed as they stand.
 """
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS runs (
     profile TEXT, seeds TEXT, git_commit TEXT, packages TEXT);
 CREATE TABLE IF NOT EXISTS variants (
     key TEXT PRIMARY KEY, encoder TEXT, family TEXT, adapter TEXT, train_task TEXT,
-    seed INTEGER, merge TEXT, grp TEXT, profile TEXT, info TEXT, roles TEXT);
+    seed INTEGER, merge TEXT, grp TEXT, profile TEXT, info TEXT, roles TEXT, digest TEXT);
 CREATE TABLE IF NOT EXISTS scores (
     cell TEXT, metric_key TEXT, variant TEXT, task TEXT, metric TEXT, value REAL, note TEXT,
     profile TEXT, eval_seed INTEGER, run_id INTEGER, higher_is_better INTEGER, digest TEXT,
@@ -53,10 +54,10 @@ CREATE TABLE IF NOT EXISTS failures (
     eval_seed INTEGER, run_id INTEGER);
 CREATE TABLE IF NOT EXISTS eval_samples (
     key TEXT PRIMARY KEY, task TEXT, profile TEXT, eval_seed INTEGER, run_id INTEGER,
-    info TEXT, sequences TEXT, labels TEXT);
+    info TEXT, sequences TEXT, labels TEXT, digest TEXT);
 CREATE TABLE IF NOT EXISTS audits (
     key TEXT PRIMARY KEY, tasks TEXT, profile TEXT, eval_seed INTEGER, run_id INTEGER,
-    data TEXT);
+    data TEXT, digest TEXT);
 """
 
 #: from schema N to N + 1 (appended columns keep the layout of a fresh store)
@@ -65,7 +66,7 @@ UPGRADES = {
         "ALTER TABLE scores ADD COLUMN higher_is_better INTEGER",
         "INSERT OR REPLACE INTO meta VALUES ('backfill', 'pending')"],
     2: ["ALTER TABLE samples ADD COLUMN kind TEXT"],  # the audits table: CREATE IF NOT EXISTS
-    3: [f"ALTER TABLE {table} ADD COLUMN digest TEXT" for table in digests.COLUMNS],
+    3: [],  # the digest columns (``_add_digests``): a table created by this upgrade has one
 }
 
 #: a per-row blob that is not what ``put_scores`` writes
@@ -111,6 +112,8 @@ def create_or_upgrade(db: sqlite3.Connection, found: str | None) -> None:
             db.execute(statement)
         if version == 3:  # rows from before checksums: checksummed as they stand
             for table in digests.COLUMNS:
+                if not any(r[1] == "digest" for r in db.execute(f"PRAGMA table_info({table})")):
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN digest TEXT")
                 digests.fill(db, table)
     db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(VERSION),))
 
@@ -136,6 +139,12 @@ def _name(table: str, row: tuple) -> str:
         return f"the per-row values of {f['metric_key']} in cell {f['cell']}"
     if table == "analyses":
         return f"the {f['kind']} analysis of variant {f['variant']}"
+    if table == "variants":
+        return f"the record of variant {f['key']}"
+    if table == "eval_samples":
+        return f"the eval sample of task {f['task']}"
+    if table == "audits":
+        return f"the task audit {f['key']}"
     return f"the merge statistics of variant {f['variant']}"
 
 
