@@ -150,8 +150,6 @@ def cmd_leaderboard(args: argparse.Namespace, reg: Registry) -> int:
     checked_paths(args.out, args.store)
     store = open_store(args.store, reg, _say, existing=True)
     try:
-        if store.latest_run() is None:
-            raise HarnessError(f"the store {args.store} holds no run yet; `harness run` first")
         if args.profile is not None and store.latest_run(args.profile) is None:
             raise HarnessError(f"the store {args.store} has no run of profile "
                                f"{args.profile!r}; leave out --profile for its latest run's")

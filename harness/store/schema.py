@@ -130,22 +130,18 @@ def _failing(db: sqlite3.Connection) -> dict[str, list[tuple[int, tuple]]]:
     return {table: found for table in digests.COLUMNS if (found := digests.failing(db, table))}
 
 
+#: a damaged row of each table, for people: what it held
+_NAMES = {"scores": "the {metric} score of variant {variant} on {task}",
+          "samples": "the per-row values of {metric_key} in cell {cell}",
+          "analyses": "the {kind} analysis of variant {variant}",
+          "merge_stats": "the merge statistics of variant {variant}",
+          "variants": "the record of variant {key}",
+          "eval_samples": "the eval sample of task {task}",
+          "audits": "the task audit {key}"}
+
+
 def _name(table: str, row: tuple) -> str:
-    """A damaged row, for people: what it held (its cell's or variant's key and metric)."""
-    f = dict(zip(digests.COLUMNS[table], row, strict=True))
-    if table == "scores":
-        return f"the {f['metric']} score of variant {f['variant']} on {f['task']}"
-    if table == "samples":
-        return f"the per-row values of {f['metric_key']} in cell {f['cell']}"
-    if table == "analyses":
-        return f"the {f['kind']} analysis of variant {f['variant']}"
-    if table == "variants":
-        return f"the record of variant {f['key']}"
-    if table == "eval_samples":
-        return f"the eval sample of task {f['task']}"
-    if table == "audits":
-        return f"the task audit {f['key']}"
-    return f"the merge statistics of variant {f['variant']}"
+    return _NAMES[table].format(**dict(zip(digests.COLUMNS[table], row, strict=True)))
 
 
 def drop_damaged(db: sqlite3.Connection) -> list[str]:
