@@ -160,13 +160,16 @@ def verdict(signs: list[int]) -> str:
     return "inconclusive"
 
 
-def judged(signs: list[int], powers: list[Detectable | None]) -> str:
+def judged(signs: list[int], powers: list[Detectable | None], seeds: int = 0) -> str:
     """The verdict of comparisons (``signs``, each with its ``powers``, the same order); an
-    inconclusive one says the largest effect its undecided comparisons could have missed."""
+    inconclusive one says the largest effect its undecided comparisons could have missed,
+    and, where they rest on one training seed (``seeds`` 1), that the bound holds for that
+    seed only (between-run variance is in no interval)."""
     found = verdict(signs)
     missed = [p.effect for s, p in zip(signs, powers, strict=True) if s == 0 and p is not None]
     if found == "inconclusive" and missed:
-        return f"inconclusive: no effect larger than {max(missed):.3f} (80% power)"
+        within = ", within one training seed" if seeds == 1 else ""
+        return f"inconclusive: no effect larger than {max(missed):.3f} (80% power){within}"
     return found
 
 

@@ -201,7 +201,7 @@ def claim3_across(fig: Figures, stats: dict[str, dict[str, float]], soup: str,
                      f"{statistics.fmean(c[0] for c in ckas):.3f} vs soup "
                      f"{statistics.fmean(c[1] for c in ckas):.3f}")
     lines.append("across tasks, " + power.line(named, seeds))
-    return "across tasks", judged(signs, [p for _, p in named]), lines
+    return "across tasks", judged(signs, [p for _, p in named], seeds), lines
 
 
 def draws(fig: Figures, row: Row) -> str:
@@ -245,6 +245,7 @@ def section(fig: Figures, stats: dict[str, dict[str, float]],
     elif seeds > 1:
         out += [f"{seeds} training seeds or more per merged model: the intervals resample "
                 "them (few seeds under-cover the between-run spread).", ""]
+    out += _defined(ranking)
     ranked = ranking.table()
     body = [[md(r.method) + (f" {r.mark}" if r.mark else ""), fmt_est(r.retention),
              fmt_est(r.versus, signed=True), fmt_est(r.off, signed=True),
@@ -279,3 +280,21 @@ def section(fig: Figures, stats: dict[str, dict[str, float]],
 
 def _table(body: list[list[str]], header: list[str]) -> list[str]:
     return tables._table(body, header).splitlines()
+
+
+def _defined(ranking: Ranking) -> list[str]:
+    """How many merged tasks a retention is defined on (a fine-tune that gained nothing has
+    nothing to keep: its task drops out of its model's mean)."""
+    count: dict[str, list[int]] = {}
+    for m in ranking.found:
+        for task, (kept, _, _) in m.per_task.items():
+            count.setdefault(task, [0, 0])[kept is not None] += 1
+    missing = sum(n for n, _ in count.values())
+    if not missing:
+        return []
+    per = ", ".join(f"{md(t)} {k} of {n + k}" for t, (n, k) in sorted(count.items()))
+    return [f"Retention is defined on {sum(k for _, k in count.values())} of "
+            f"{sum(n + k for n, k in count.values())} merged tasks (per task, the merged models "
+            f"whose fine-tune's gain is above zero: {per}); each mean retention is over its "
+            "model's defined tasks only, so where one task remains the ranking ranks the "
+            "methods on that task alone.", ""]

@@ -161,7 +161,7 @@ def claim2(fig: Figures) -> tuple[str, str, list[str]]:
         powers = [detectable(gain, seeds), detectable(off, seeds)]
         lines.append(power.line([("on-task gain", powers[0]), ("off-task change", powers[1])],
                                 seeds))
-        return title, judged([gain.sign(), -off.sign()], powers), lines + one_seed(lora)
+        return title, judged([gain.sign(), -off.sign()], powers, seeds), lines + one_seed(lora)
     rel = per_task(fig.off_change)
     names = ", ".join(md(e) for e in sorted({r.encoder for r in other}))
     lines += [f"the same for the non-LLM encoders adapted the same way ({names}): gain "
@@ -182,7 +182,8 @@ def claim2(fig: Figures) -> tuple[str, str, list[str]]:
     lines += [power.line([("LLM on-task gain", powers[0]),
                           ("LLM − non-LLM off-task change", powers[1])], seeds),
               confound(lora, other)]
-    return title, judged([gain.sign(), -rel.sign()], powers), lines + one_seed(lora + other)
+    return title, judged([gain.sign(), -rel.sign()], powers, seeds), lines + one_seed(
+        lora + other)
 
 
 def confound(llm: list[Row], other: list[Row]) -> str:
@@ -275,5 +276,5 @@ def claim3(fig: Figures) -> tuple[str, str, list[str]]:
                      "tensor fell back to linear: that SLERP *is* the linear merge)")
     lines += [power.line(named, seeds),
               f"over {len(trios)} LLM training run(s); mean over them"]
-    return title, judged(signs, [p for _, p in named]), lines + one_seed(
+    return title, judged(signs, [p for _, p in named], seeds), lines + one_seed(
         [r for t in trios for r in t])
