@@ -17,9 +17,19 @@ are given as a ratio to 2 × 1.96 × the figure's standard deviation over trials
   the one-level bootstrap (``mean_of``, before issue #16) or the two-level one
   (``Bootstrap.over_seeds``). The truth is the mean over trials and seeds.
 
-Prints one line per figure; no timing. ~3-5 min on a 2-core CPU with the defaults.
+- probe-accuracy / knn-accuracy (``--only probes``): eval samples of n rows from a known
+  population (Gaussian classes with fixed centres, ``POPULATIONS``: accuracy from chance to about
+  0.95, 32 or 256 dimensions), bootstrapped as the leaderboard does (``Bootstrap.estimate``):
+  the metric's own per-row values (2 × 5-fold cross-validated shares widened by
+  ``INTERVAL_WIDENING``), the same shares unwidened (before), and for reference version 2's one
+  70/30 split (per-row 1/0 on the 30% test rows, NaN elsewhere). The truth is the procedure's
+  expected score at n rows: its mean over ``--truth`` further independent samples (each with its
+  own rng, as each eval sample has).
 
-    python bench/intervals.py [--trials 200] [--n 100]
+Prints one line per figure; no timing. ~3-5 min on a 2-core CPU with the defaults (the probe
+section: 2-3 min more at 100 rows).
+
+    python bench/intervals.py [--trials 200] [--n 100] [--only silhouette|seeds|probes]
 """
 
 from __future__ import annotations
@@ -33,11 +43,19 @@ from common import report
 from sklearn.metrics import silhouette_samples
 
 from harness.analysis import cka_interval
+from harness.plugins.classifier_metrics import (
+    INTERVAL_WIDENING,
+    KnnAccuracy,
+    ProbeAccuracy,
+    widened,
+)
 from harness.plugins.cluster_metrics import silhouette_rows
 from harness.plugins.kmeans_metrics import KMeansARI, KMeansNMI
+from harness.plugins.metric_checks import repeated_folds
 from harness.registry import load_registry
 from harness.report.stats import Bootstrap, mean_of
 from harness.samples import draw
+from harness.threads import one_blas_thread
 
 #: (task, keep the odd-share feature): well separated, weakly separated, no signal
 SETTINGS = [("parity", True), ("parity", False), ("primality", True)]
@@ -185,17 +203,101 @@ def seeds(task, n: int, trials: int, noise: float) -> None:  # type: ignore[no-u
         line(f"{where}, two-level bootstrap", values, two)
 
 
+#: (name, classes, scale of the class centres, dimensions): from no signal to accuracy ~0.95
+POPULATIONS = [("three overlapping classes", 3, 0.45, 32), ("two classes, weak signal", 2, 0.2, 32),
+               ("two classes, no signal", 2, 0.0, 32), ("two classes, strong signal", 2, 0.5, 32),
+               ("two classes, 256 dimensions", 2, 0.15, 256)]
+
+
+def population_sample(classes: int, scale: float, dim: int, n: int, seed: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """n rows of a fixed Gaussian mixture: labels uniform over the classes, unit noise."""
+    centres = np.random.default_rng(0).normal(size=(classes, dim)) * scale
+    g = np.random.default_rng([1, seed])
+    y = g.integers(classes, size=n)
+    return centres[y] + g.normal(size=(n, dim)), y
+
+
+def one_split(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Version 2's folds, for reference: one stratified 70/30 split (fold 0 the 30% held out,
+    -1 the rest, which only trains)."""
+    fold = np.full(len(y), -1)
+    for c in np.unique(y):
+        rows = rng.permutation(np.flatnonzero(y == c))
+        fold[rows[:min(max(int(np.floor(len(rows) * 0.3 + 0.5)), 1), len(rows) - 1)]] = 0
+    return fold[None, :]
+
+
+def probe_rows(metric: ProbeAccuracy | KnnAccuracy, X: np.ndarray, y: np.ndarray, seed: int
+               ) -> dict[str, np.ndarray]:
+    """One eval sample's per-row values three ways: the metric's own (``per_sample``: the
+    cross-validated shares widened), the same shares unwidened, and version 2's 70/30 split."""
+    inputs = X if metric.name == "probe-accuracy" else unit(X)
+    shares = metric.held_out(inputs, y, repeated_folds(y, metric.folds, metric.repeats,
+                                                       np.random.default_rng([2, seed])))
+    ours = metric.per_sample(X, y, np.random.default_rng([2, seed]))
+    assert np.allclose(ours, widened(shares, INTERVAL_WIDENING), equal_nan=True)
+    return {f"{metric.repeats} x {metric.folds}-fold, widened {INTERVAL_WIDENING}x (ours)": ours,
+            f"{metric.repeats} x {metric.folds}-fold, unwidened (before)": shares,
+            "one 70/30 split (version 2)": metric.held_out(inputs, y, one_split(
+                y, np.random.default_rng([3, seed])))}
+
+
+def probes(n: int, trials: int, truth_samples: int) -> None:
+    for where, classes, scale, dim in POPULATIONS:
+        for metric in (ProbeAccuracy(), KnnAccuracy()):
+            truths: dict[str, list[float]] = {}
+            for t in range(truth_samples):
+                seed = 100_000 + t
+                for label, rows in probe_rows(metric, *population_sample(
+                        classes, scale, dim, n, seed), seed).items():
+                    truths.setdefault(label, []).append(float(np.nanmean(rows)))
+            found: dict[str, tuple[list[float], list[tuple[float, float]]]] = {}
+            for trial in range(trials):
+                rows_by = probe_rows(metric, *population_sample(classes, scale, dim, n, trial),
+                                     trial)
+                for label, rows in rows_by.items():
+                    est = Bootstrap(trial).estimate("probe", rows)
+                    values, intervals = found.setdefault(label, ([], []))
+                    values.append(est.value)
+                    intervals.append(est.interval() or (np.nan, np.nan))
+            for label, (values, intervals) in found.items():
+                truth_line(f"{metric.name} {where}, n={n}, {label}", values, intervals,
+                           float(np.mean(truths[label])))
+
+
+def truth_line(name: str, values: list[float], intervals: list[tuple[float, float]],
+               truth: float) -> None:
+    sd = float(np.std(values))
+    ci = np.array(intervals)
+    cover = float(np.mean((ci[:, 0] <= truth) & (truth <= ci[:, 1])))
+    low, high = float(np.mean(truth < ci[:, 0])), float(np.mean(ci[:, 1] < truth))
+    width = float(np.mean(ci[:, 1] - ci[:, 0])) / (3.92 * sd) if sd > 0 else float("nan")
+    report(name, f"coverage {cover:.1%} (truth below {low:.1%}, above {high:.1%}), width "
+                 f"{width:.2f}x (true value {truth:.4f}, mean {np.mean(values):.4f}, sd "
+                 f"{sd:.4f})", "target: about 95%, width about 1.00x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--n", type=int, default=100, help="eval sample size (quick: 100)")
     parser.add_argument("--noise", type=float, default=0.15,
                         help="training-seed noise on the projection (seed section)")
+    parser.add_argument("--truth", type=int, default=400,
+                        help="independent samples that estimate the probes' expected score")
+    parser.add_argument("--only", choices=["silhouette", "seeds", "probes"],
+                        help="one section (default: all)")
     args = parser.parse_args()
     tasks = load_registry([]).components["tasks"]
-    for name, odd_share in SETTINGS:
-        metrics(tasks[name](), args.n, args.trials, odd_share)
-    seeds(tasks["parity"](), args.n, args.trials, args.noise)
+    if args.only in (None, "silhouette"):
+        for name, odd_share in SETTINGS:
+            metrics(tasks[name](), args.n, args.trials, odd_share)
+    if args.only in (None, "seeds"):
+        seeds(tasks["parity"](), args.n, args.trials, args.noise)
+    if args.only in (None, "probes"):
+        with one_blas_thread():  # as the harness scores: BLAS threads only wait at this size
+            probes(args.n, args.trials, args.truth)
     return 0
 
 

@@ -17,6 +17,7 @@ from harness import audit, keys, ray_executor
 from harness.analysis import analyse
 from harness.api import HarnessError
 from harness.backfill import backfill
+from harness.learnability import analyse_fits
 from harness.plan import Plan, plan_request
 from harness.provenance import provenance
 from harness.registry import Registry
@@ -223,6 +224,7 @@ def _execute(registry: Registry, request: Request, options: Options,
         with stage("analysis"), one_blas_thread():
             for what, error, trace in analyse(plan, store, run_id):  # tasks whose labels broke
                 outcome.summary.fault(what, error, trace)
+            analyse_fits(plan, store, run_id)
     store.finish_run(run_id, _now())
     with stage("report"):
         leaderboard.write(store, outcome.leaderboard, plan.profile.name, plan.seed,

@@ -54,6 +54,16 @@ def eval_key(task: Task, profile: Profile, seed: int) -> str:
     return content_hash("eval", identity(task), profile.eval_size, seed)
 
 
+def fit_key(task: Task, profile: Profile, seed: int) -> str:
+    """The key of a task's fit sample (``samples.fit_sample``: part of its train sample)."""
+    return content_hash("fit", identity(task), profile.train_size, profile.eval_size, seed)
+
+
+def fit_embedding_key(variant: Any, task: Task, plan: Any) -> str:
+    """Where a variant's embeddings of a train task's fit sample are stored."""
+    return embedding_key(variant.key, fit_key(task, plan.profile, plan.seed))
+
+
 def pool_key(eval_keys: list[str]) -> str:
     """The key of a run's evaluation pool (its tasks' eval samples, in order)."""
     return content_hash("pool", eval_keys)

@@ -24,8 +24,7 @@ class Profile:
     seeds: int = 1
     #: training seeds of a parameter-efficient adapter (``Adapter.parameter_efficient``, e.g.
     #: LoRA) when ``--seeds`` is not given; 0: ``seeds``. Claim 2 compares LLM and non-LLM
-    #: encoders adapted this way, so both sides get the same count. (Not yet raised on
-    #: ``quick``: a second seed's cost against the cold-run budget is still to be measured.)
+    #: encoders adapted this way, so both sides get the same count.
     efficient_seeds: int = 0
     #: sequences per merged task that score a merge's candidates (``Merge.scored_by``: λ,
     #: density, greedy soup's picks), drawn like the validation sample; 0: ``eval_size``
@@ -60,9 +59,10 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", train_size=48, eval_size=40, epochs=2, batch_size=16, stages=2,
                      max_train_steps=8, audit_draws=1_000),
     # sized so that `make run` (3 encoders incl. SmolLM2-135M) fits a 2-core CPU
-    # held_out and replicates: what lets the cross-task track of `make run` fit its budget
+    # held_out and replicates: what lets the cross-task track of `make run` fit its budget;
+    # two seeds, so that every interval holds between-run variance (a t over two runs: wide)
     "quick": Profile("quick", train_size=320, eval_size=100, epochs=2, batch_size=16, stages=3,
-                     max_train_steps=40, held_out=50, replicates=2),
+                     max_train_steps=40, seeds=2, held_out=50, replicates=2),
     "paper": Profile("paper", train_size=4000, eval_size=1000, epochs=5, batch_size=64,
                      stages=5, max_train_steps=3000, seeds=3),
 }

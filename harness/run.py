@@ -12,14 +12,16 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from harness import keys
-from harness.api import Backbone, HarnessError
+from harness.api import Backbone, HarnessError, Task
+from harness.learnability import fit_tasks
 from harness.params import label
 from harness.plan import Cell, Plan, Variant
-from harness.samples import eval_sample
+from harness.samples import eval_sample, fit_sample
 from harness.scoring import Metrics, MetricsRaised, checked_backbone, checked_embeddings
 from harness.store.faults import is_machine_fault
 from harness.store.records import RunStore
@@ -94,7 +96,8 @@ def describe(variant: Variant) -> str:
 
 class Runner:
     def __init__(self, plan: Plan, store: RunStore, run_id: int, device: str = "cpu",
-                 fail_fast: bool = False, advance: Callable[[int], None] = lambda n: None):
+                 fail_fast: bool = False, advance: Callable[[int], None] = lambda n: None,
+                 fits: dict[str, list[Task]] | None = None):
         self.plan, self.store, self.run_id, self.device = plan, store, run_id, device
         self.fail_fast, self.advance = fail_fast, advance
         self.summary = Summary()
@@ -107,6 +110,11 @@ class Runner:
         self.where = (plan.profile.name, plan.seed, run_id)
         self.stored: dict[str, set[str]] = {}  # cell -> metric keys already in the store
         self._merges: dict[str, bool] = {}  # merged variant -> its statistics are stored
+        #: variant -> the train tasks whose fit samples it embeds (``fit_tasks`` of the whole
+        #: plan, which a Ray job's part of it passes: a base's job holds no fine-tune)
+        self.fits = fit_tasks(plan) if fits is None else fits
+        self.fit_samples = {t.name: fit_sample(t, plan.profile, plan.seed)
+                            for ts in self.fits.values() for t in ts}
 
     def run(self) -> Summary:
         self.run_cells(self.pending())
@@ -130,7 +138,16 @@ class Runner:
                 self.advance(1)
             else:
                 todo.setdefault(cell.variant.key, []).append(cell)
+        for variant in self.plan.variants:  # its cells stored, its fit samples not
+            if self._fits_missing(variant):
+                todo.setdefault(variant.key, [])
         return todo
+
+    def _fits_missing(self, variant: Variant) -> list[str]:
+        """The train tasks whose fit-sample embeddings ``variant`` should have and has not."""
+        return [t.name for t in self.fits.get(variant.key, [])
+                if self.store.load_embeddings(keys.fit_embedding_key(variant, t, self.plan),
+                                              len(self.fit_samples[t.name])) is None]
 
     def merge_known(self, variant: Variant) -> bool:
         """Whether what a merged variant's merge reported about itself is stored: its artifact
@@ -191,7 +208,8 @@ class Runner:
                 missing.append(cell)
             else:
                 out[cell.task.name] = cached
-        if missing or not self.merge_known(variant):
+        fits = self._fits_missing(variant)
+        if missing or fits or not self.merge_known(variant):
             backbone = get_backbone()
             with self.weights.applied(backbone, variant) as weights:
                 # variants whose merged weights are equal (SLERP falling back to linear, t=0
@@ -202,18 +220,13 @@ class Runner:
                          for name, key in shared.items()}
                 self._merges[variant.key] = True  # merged: its statistics are stored
                 todo_names = [name for name, X in found.items() if X is None]
-                if todo_names:  # one call: batches grouped by length over every task's sample
-                    every = [s for name in todo_names for s in self.samples[name]]
-                    with stage("embedding"):
-                        X_all = backbone.embed(every)
-                    X_all = checked_embeddings(variant, X_all, len(every))
-                    start = 0
-                    for name in todo_names:
-                        n = len(self.samples[name])
-                        part = X_all[start:start + n].copy()
-                        start += n
-                        self.store.save_embeddings(shared[name], part)
-                        found[name] = part
+                for name, part in self._embed(variant, backbone, todo_names, self.samples):
+                    self.store.save_embeddings(shared[name], part)
+                    found[name] = part
+                by_name = {t.name: t for t in self.fits.get(variant.key, [])}
+                for name, part in self._embed(variant, backbone, fits, self.fit_samples):
+                    self.store.save_embeddings(keys.fit_embedding_key(
+                        variant, by_name[name], self.plan), part)
                 for cell in missing:
                     X = found[cell.task.name]
                     assert X is not None
@@ -222,6 +235,24 @@ class Runner:
                     out[cell.task.name] = X
         for X in out.values():  # stored by an older version: never scored
             checked_embeddings(variant, X, len(X))
+        return out
+
+    @staticmethod
+    def _embed(variant: Variant, backbone: Backbone, names: list[str],
+               samples: dict[str, list[Any]]) -> list[tuple[str, np.ndarray]]:
+        """The embeddings of the named samples, in one call (batches grouped by length over
+        every sample), checked, one array per name."""
+        if not names:
+            return []
+        every = [s for name in names for s in samples[name]]
+        with stage("embedding"):
+            X_all = backbone.embed(every)
+        X_all = checked_embeddings(variant, X_all, len(every))
+        out, start = [], 0
+        for name in names:
+            n = len(samples[name])
+            out.append((name, X_all[start:start + n].copy()))
+            start += n
         return out
 
     def _emb_key(self, variant: Variant, cell: Cell) -> str:

@@ -48,6 +48,23 @@ def train_sample(task: Task, profile: Profile, seed: int, rule: int = RULE) -> l
                      rule)
 
 
+def fit_sample(task: Task, profile: Profile, seed: int) -> list[Sequence]:
+    """The part of a task's train sample that a fine-tune is scored on to tell memorising from
+    learning (``harness.learnability``): eval-sample sized and balanced, each class's first
+    sequences of the train sample in its order."""
+    seqs = train_sample(task, profile, seed)
+    k = len(task.classes)
+    n = min(profile.eval_size, len(seqs))
+    want = [n // k + (1 if c < n % k else 0) for c in range(k)]
+    out: list[Sequence] = []
+    for seq in seqs:
+        c = int(task.label(seq) or 0)
+        if want[c] > 0:
+            want[c] -= 1
+            out.append(seq)
+    return out
+
+
 def valid_sample(task: Task, profile: Profile, seed: int, rule: int = RULE,
                  size: int | None = None) -> list[Sequence]:
     """A balanced held-out set (eval-sample sized, or ``size``) with no sequence that leaks

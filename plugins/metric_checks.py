@@ -1,4 +1,4 @@
-"""What the built-in metrics share: input checks, stratified splits and subsamples.
+"""What the built-in metrics share: input checks, stratified folds, splits and subsamples.
 
 The built-in metrics score how well the geometry of embeddings ``X`` separates the class labels
 ``y``. Each is a thin wrapper around scikit-learn, imported where it is used (a run whose scores
@@ -81,35 +81,45 @@ def stratified_subsample(y: np.ndarray, m: int, rng: np.random.Generator) -> np.
     return np.sort(np.concatenate(picked))
 
 
-def stratified_split(y: np.ndarray, test_fraction: float,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) indices; each class sends round(count * test_fraction) rows to test,
-    clipped so every class has at least one row on each side."""
-    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
-    if counts.min() < 2:
-        small = classes[counts < 2].tolist()
-        raise MetricUndefined(f"class(es) {small[:5]} have fewer than 2 members: cannot split")
-    train: list[np.ndarray] = []
-    test: list[np.ndarray] = []
-    for c, count in enumerate(counts):
-        members = rng.permutation(np.flatnonzero(inverse == c))
-        n_test = min(max(int(np.floor(count * test_fraction + 0.5)), 1), int(count) - 1)
-        test.append(members[:n_test])
-        train.append(members[n_test:])
-    train_idx, test_idx = np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
-    if len(np.unique(y[train_idx])) < len(classes):  # cannot happen with the clipping above
-        raise MetricUndefined("the train part lacks a class")
-    return train_idx, test_idx
+def repeated_folds(y: np.ndarray, folds: int, repeats: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """(repeats, n) fold of each row in each repetition of stratified ``folds``-fold cross-
+    validation; -1 for a row never held out (the only row of its class).
+
+    Each class's rows are shuffled and dealt round the folds from a random starting fold, so a
+    class with c rows puts floor(c / folds) or one more in each fold, and a class with fewer
+    rows than folds puts one row in each of c folds: every held-out row keeps at least one row
+    of its class in training (for c >= 2), and no fold count falls back for a small class. The
+    only row of a class cannot be held out with its class trained: it is never held out (its
+    value is NaN) but trains every fold, as a real example of a class of the task. Raises
+    ``MetricUndefined`` where no class has two rows (nothing can be held out)."""
+    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if len(counts) < 2:
+        raise MetricUndefined("fewer than 2 classes")
+    if counts.max() < 2:
+        raise MetricUndefined(f"every class has fewer than 2 members ({len(counts)} classes, "
+                              f"{len(y)} rows): no row can be held out")
+    members = [np.flatnonzero(inverse == c) for c in range(len(counts))]
+    out = np.full((repeats, len(y)), -1, dtype=np.int64)
+    for r in range(repeats):
+        for rows in members:
+            if len(rows) < 2:
+                continue
+            start = int(rng.integers(folds))
+            out[r, rng.permutation(rows)] = (start + np.arange(len(rows))) % folds
+    return out
+
+
+def held_out_share(right: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """Per row, the share of repetitions (rows of ``right``, (repeats, n) booleans) in which it
+    was classified right while held out; NaN for rows never held out (``fold`` -1)."""
+    out = right.astype(np.float64).mean(axis=0)
+    out[(fold < 0).all(axis=0)] = np.nan
+    return out
 
 
 def mean_of(values: np.ndarray) -> float:
     return float(np.nanmean(values))
-
-
-def correct(n: int, test: np.ndarray, right: np.ndarray) -> np.ndarray:
-    out = np.full(n, np.nan)
-    out[test] = right.astype(np.float64)
-    return out
 
 
 def check_int(owner: str, name: str, value: object, minimum: int) -> None:
@@ -118,9 +128,3 @@ def check_int(owner: str, name: str, value: object, minimum: int) -> None:
     if value < minimum:
         raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value}")
 
-
-def check_fraction(owner: str, name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{owner}: {name} must be a number, got {value!r}")
-    if not 0.0 < float(value) < 1.0:
-        raise ValueError(f"{owner}: {name} must be strictly between 0 and 1, got {value}")

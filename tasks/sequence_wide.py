@@ -1,7 +1,11 @@
 """Built-in sequence-wide (compositional) tasks, whose label depends on several elements
 together: ``progression``, ``sum-parity``, ``digit-sum-mod-3``, ``monotonic``. They sample by
 rejection where a class is common (acceptance well above 20%) and build rare classes directly.
-``harness run --all`` trains on ``progression`` (and evaluates on every task)."""
+``harness run --all`` evaluates on every one of them and trains on none: no default encoder +
+adapter learned one under the quick profile (``harness.learnability``: on seed 1's samples,
+one training seed, ``progression`` gave MiniLM fine-tuned in full -0.03 silhouette and scratch
+-0.01, ``monotonic`` -0.03 and +0.01, ``sum-parity`` and ``digit-sum-mod-3`` at most
++0.005)."""
 
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ class Progression(Task):
 
     name: ClassVar[str] = "progression"
     version: ClassVar[str] = "2"
-    trains_by_default: ClassVar[bool] = True
+    trains_by_default: ClassVar[bool] = False
     classes: ClassVar[tuple[str, ...]] = ("arithmetic", "geometric", "neither")
 
     def label(self, seq: Seq[int]) -> int | None:

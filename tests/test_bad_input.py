@@ -749,9 +749,10 @@ def test_a_merge_returning_another_dtype_is_converted_to_the_base_s(tmp_path: Pa
         s.close()
     assert set(values) == {"last", "last64"} and values["last"] == values["last64"]
     # converted, its weights are the fine-tune's bit for bit: all three share one embedding
-    # file (unconverted, float64 bytes would key a pass of their own)
+    # file (unconverted, float64 bytes would key a pass of their own); the other two files are
+    # the base's and the fine-tune's fit samples (harness.learnability)
     files = list((store / "artifacts" / "embeddings").glob("*.npy"))
-    assert len({f.stat().st_ino for f in files}) == 2
+    assert len({f.stat().st_ino for f in files}) == 4
 
 
 # ------------------------------------------------ plugin code that exits or raises before a run

@@ -168,8 +168,9 @@ def test_plugins_json(capsys: pytest.CaptureFixture[str]) -> None:
     lora = next(e for e in data["adapters"] if e["name"] == "lora")
     assert lora["kind"] == "LoRA" and lora["parameter_efficient"] is True
     by = {e["name"]: e for e in data["tasks"]}
-    assert by["progression"]["compositional"] and by["progression"]["trains_by_default"]
+    assert by["progression"]["compositional"] and not by["progression"]["trains_by_default"]
     assert not by["square"]["compositional"] and not by["square"]["trains_by_default"]
+    assert by["fibonacci"]["trains_by_default"]
     assert by["parity"]["classes"] == ["even", "odd"]
     enc = {e["name"]: e for e in data["encoders"]}
     assert enc["scratch"]["from_scratch"] and enc["hf"]["family"] == "inferred"
@@ -187,8 +188,10 @@ def test_plugins_text(capsys: pytest.CaptureFixture[str]) -> None:
     # each component's flags, so an author can see that one took effect
     after = {block.split(" ", 1)[0]: block for block in re.split(r"\n  (?=\S)", out)}
     assert "declares: from_scratch" in after["scratch"]
-    assert "compositional" in after["progression"] and "trains_by_default" in after["progression"]
+    assert "compositional" in after["progression"] and \
+        "trains_by_default" not in after["progression"]
     assert "compositional" not in after["square"] and "2 classes" in after["square"]
+    assert "trains_by_default" in after["fibonacci"]
     assert "kind=LoRA, parameter_efficient" in after["lora"]
     assert "in --all across tasks only" in after["ties"]
 

@@ -41,7 +41,7 @@ def test_json_to_a_file(store: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     data = json.loads(out.read_text())
     assert len(data["cells"]) == 6
     assert data["runs"][0]["profile"] == "smoke" and data["runs"][0]["git_commit"]
-    assert {a["kind"] for a in data["analyses"]} == {"cka", "encoded"}
+    assert {a["kind"] for a in data["analyses"]} == {"cka", "encoded", "fit"}
     (stats,) = data["merge_stats"].values()
     assert "linear fallback" in stats
 

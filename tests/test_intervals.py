@@ -13,7 +13,7 @@ from harness.plugins.cluster_metrics import Silhouette, silhouette_rows
 from harness.plugins.kmeans_metrics import KMeansARI, KMeansNMI, ari, contingency, nmi
 from harness.report.figures import Figures
 from harness.report.rows import Row
-from harness.report.stats import RESAMPLES, Bootstrap, mean_of, seed_pooled
+from harness.report.stats import RESAMPLES, Bootstrap, mean_of, seed_pooled, widening
 from harness.scoring import Metrics
 from harness.store import Store
 from harness.store.queries import Draws
@@ -32,21 +32,27 @@ def _figures(rows: list[Row]) -> Figures:
     return Figures(rows, ["a"], ["m"], seed=3, primary="m")
 
 
-def test_two_seeds_of_constant_rows_draw_each_seed_mix() -> None:
+def test_two_seeds_of_constant_rows_give_the_t_interval_over_the_seeds() -> None:
     c1, c2, n = 0.2, 0.6, 50
     row = _row([np.full(n, c1), np.full(n, c2)], [0, 1])
     est = _figures([row]).score(row, "a", "m")
-    assert est.value == pytest.approx((c1 + c2) / 2)
+    mean = (c1 + c2) / 2
+    assert est.value == pytest.approx(mean)
     assert est.draws is not None and len(est.draws) == RESAMPLES
-    # every draw resamples the two seeds: both c1 (1/4), one of each (1/2), both c2 (1/4)
+    # every draw resamples the two seeds: both c1 (1/4), one of each (1/2), both c2 (1/4);
+    # the resampled mean's deviation is widened by t(1) = 12.71
     found, counts = np.unique(np.round(est.draws, 9), return_counts=True)
-    assert found.tolist() == pytest.approx([c1, (c1 + c2) / 2, c2])
+    t1 = widening(2)
+    assert t1 == pytest.approx(12.706205)
+    assert found.tolist() == pytest.approx([mean - t1 * 0.2, mean, mean + t1 * 0.2])
     assert counts / RESAMPLES == pytest.approx([0.25, 0.5, 0.25], abs=0.05)
     same = _row([np.full(n, c1), np.full(n, c1)], [0, 1])
     lo, hi = _figures([same]).score(same, "a", "m").interval() or (0.0, 0.0)
     wide = est.interval()
     assert wide is not None and hi - lo < 1e-12 < wide[1] - wide[0]
-    assert wide == pytest.approx((c1, c2))
+    # the t-interval over two runs: mean ± t(1) · s / √2, s their standard deviation
+    s = float(np.std([c1, c2], ddof=1))
+    assert wide == pytest.approx((mean - t1 * s / np.sqrt(2), mean + t1 * s / np.sqrt(2)))
 
 
 def test_one_seed_draws_are_the_one_level_bootstrap() -> None:

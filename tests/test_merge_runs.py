@@ -160,7 +160,9 @@ def test_variants_with_equal_weights_share_one_embedding_pass(tmp_path: Path,
     rc, summary, err = run(["--merge", "none", "--merge", "linear:t=0,1"], tmp_path)
     assert rc == 0, err
     assert summary == {"computed": 4, "reused": 0, "failed": 0}
-    assert len(calls) == 2  # the base model and the trained one; the linear ends reuse them
+    # the base model and the trained one, each on its eval sample and then its fit sample
+    # (harness.learnability); the linear ends reuse them
+    assert len(calls) == 4
     store = Store.open_existing(tmp_path / "S")
     try:
         rows = store.query("SELECT v.adapter AS adapter, v.merge AS merge, s.value AS value "

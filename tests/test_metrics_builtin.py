@@ -59,7 +59,8 @@ def test_names_order_and_contract():
     for cls in M.METRICS:
         assert issubclass(cls, Metric)
         assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen
-        # 2: per-row values (probe, knn), k-means averaged over fits; 3: silhouette linearised
+        # 2: per-row values (probe, knn), k-means averaged over fits; 3: silhouette linearised,
+        # probe and knn cross-validated over every row
         assert cls.version in ("1", "2", "3")
         assert isinstance(cls.higher_is_better, bool)
         assert cls.__doc__ and "\n" not in cls.__doc__.strip()
@@ -126,7 +127,7 @@ def test_deterministic_for_same_seed(name):
     assert math.isfinite(first)
 
 
-def test_split_depends_on_seed():
+def test_folds_depend_on_seed():
     X, y = noise(n=120)
     scores = {BY_NAME["probe-accuracy"]().score(X, y, rng(s)) for s in range(6)}
     assert len(scores) > 1
@@ -149,12 +150,14 @@ def test_stratified_subsample_keeps_proportions():
     assert np.bincount(y[idx]).tolist() == [5, 3, 2]
 
 
-def test_stratified_split_covers_every_class():
+def test_repeated_folds_hold_out_every_row_with_its_class_trained():
     y = np.repeat([0, 1, 2], [2, 3, 20])
-    train, test = metric_checks.stratified_split(y, 0.3, rng())
-    assert sorted(np.concatenate([train, test]).tolist()) == list(range(len(y)))
-    assert set(y[train]) == set(y[test]) == {0, 1, 2}
-    assert np.bincount(y[test]).tolist() == [1, 1, 6]
+    fold = metric_checks.repeated_folds(y, 5, 2, rng())
+    for assigned in fold:
+        assert sorted(set(assigned.tolist())) == list(range(5))
+        for f in range(5):
+            assert set(y[assigned != f]) == {0, 1, 2}
+        assert np.bincount(assigned[y == 2], minlength=5).tolist() == [4] * 5
 
 
 # ---------------------------------------------------------------------------- undefined cases
@@ -195,12 +198,15 @@ def test_same_direction_rows_undefined_for_cosine_metrics(name):
 
 
 @pytest.mark.parametrize("name", ["probe-accuracy", "knn-accuracy"])
-def test_singleton_class_undefined_for_split_metrics(name):
+def test_singleton_class_not_held_out_by_cross_validated_metrics(name):
     X, y = blobs()
     y = y.copy()
-    y[0] = 7  # a class with one member
-    with pytest.raises(MetricUndefined, match="fewer than 2"):
-        BY_NAME[name]().score(X, y, rng())
+    y[0] = 7  # a class with one member: trains every fold, never held out (NaN)
+    per = BY_NAME[name]().per_sample(X, y, rng())
+    assert np.isnan(per[0]) and np.isfinite(per[1:]).all()
+    assert BY_NAME[name]().score(X, y, rng()) >= 0.9
+    with pytest.raises(MetricUndefined, match="fewer than 2"):  # no class can be held out
+        BY_NAME[name]().score(X[:2], np.array([0, 1]), rng())
 
 
 @pytest.mark.parametrize("name", ["silhouette", "davies-bouldin", "calinski-harabasz"])
@@ -256,10 +262,10 @@ def test_tiny_inputs_never_nan():
     lambda: M.KnnAccuracy(k=0),
     lambda: M.KnnAccuracy(k=-3),
     lambda: M.KnnAccuracy(k=True),
-    lambda: M.KnnAccuracy(test_fraction=1.0),
-    lambda: M.ProbeAccuracy(test_fraction=0.0),
-    lambda: M.ProbeAccuracy(test_fraction=1.5),
-    lambda: M.ProbeAccuracy(test_fraction="0.3"),
+    lambda: M.KnnAccuracy(folds=1),
+    lambda: M.ProbeAccuracy(folds=0),
+    lambda: M.ProbeAccuracy(repeats=0),
+    lambda: M.ProbeAccuracy(repeats="2"),
 ])
 def test_bad_parameters_raise_value_error(make):
     with pytest.raises(ValueError):
@@ -268,4 +274,8 @@ def test_bad_parameters_raise_value_error(make):
 
 def test_knn_k_capped_to_train_size():
     X, y = blobs(n_per_class=4)
-    assert M.KnnAccuracy(k=1000).score(X, y, rng()) >= 0.5
+    # every train row votes: a majority vote, which cross-validation tilts against the held-out
+    # row's class (its class has one row fewer in training), so no bound on the value
+    value = M.KnnAccuracy(k=1000).score(X, y, rng())
+    assert 0.0 <= value <= 1.0
+    assert value == M.KnnAccuracy(k=7).score(X, y, rng())

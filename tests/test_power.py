@@ -29,14 +29,18 @@ def test_mde_is_z_quantiles_times_the_bootstrap_se() -> None:
     assert interval_se(-0.196, 0.196) == pytest.approx(0.1, rel=1e-4)  # (hi − lo) / 3.92
 
 
-def test_few_seeds_use_t_quantiles_and_say_so() -> None:
-    two, three, five = (detectable_se(0.1, s) for s in (2, 3, 5))
-    assert two is not None and two.effect == pytest.approx((12.706205 + 1.376382) * 0.1)
-    assert three is not None and three.effect == pytest.approx((4.302653 + 1.060660) * 0.1)
-    assert five is not None and five.effect == pytest.approx(2.801585 * 0.1)  # z again
-    assert "1 df over 2 training seeds" in two.how()
-    assert "t-quantiles with 2 degree(s) of freedom over 3 training seeds" in power.method(3)
-    assert "t-quantiles" not in power.method(1) and "t-quantiles" not in power.method(5)
+def test_over_seeds_the_mde_comes_from_the_t_corrected_interval() -> None:
+    two = detectable_se(0.1, 2)
+    assert two is not None and two.effect == pytest.approx(2.801585 * 0.1) and two.seeds == 2
+    assert "interval over 2 training seeds" in two.how()
+    assert "a t's with 2 degree(s) of freedom over 3 training seeds" in power.method(3)
+    assert "a t's" not in power.method(1)
+    # from an estimate's interval, not its draws' sd: the t-widening is in the interval
+    draws = np.concatenate([np.full(500, -1.0), np.full(500, 1.0)])
+    e = Estimate(0.0, draws)
+    lo, hi = e.interval() or (0.0, 0.0)
+    assert detectable(e, 2).effect == pytest.approx(2.801585 * (hi - lo) / 3.919928)
+    assert detectable(e, 1).effect == pytest.approx(2.801585 * float(np.std(draws, ddof=1)))
 
 
 def test_an_inconclusive_verdict_says_what_it_could_have_found() -> None:

@@ -280,8 +280,9 @@ def test_same_command_same_bytes(tmp_path, smoke_run):
 
     fa, fb = files(a), files(b)
     assert fa.keys() == fb.keys()
-    # every cell's embeddings, under its variant key and (hard-linked) under its weights key
-    assert len([k for k in fa if k.endswith(".npy")]) == 24
+    # every cell's embeddings, under its variant key and (hard-linked) under its weights key,
+    # and the fit samples of the three fine-tunes and of their base (harness.learnability)
+    assert len([k for k in fa if k.endswith(".npy")]) == 24 + 3 + 3
     assert len([k for k in fa if k.endswith("done.json")]) == 3
     assert [k for k in fa if fa[k] != fb[k]] == []
 

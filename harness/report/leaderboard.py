@@ -14,7 +14,7 @@ from tabulate import tabulate
 
 from harness import keys
 from harness.audit import Audit
-from harness.report import chance, design, merging, paper, tables
+from harness.report import chance, design, learned, merging, paper, tables
 from harness.report.figures import Figures, fmt_est
 from harness.report.plots import Loader, marked, write_plots
 from harness.report.rows import Row, load_rows, merge_note
@@ -90,6 +90,7 @@ def render(store: ResultsReader, profile: str | None = None, seed: int | None = 
            "results store; do not edit by hand.", ""]
     ranking = merging.Ranking(every)
     out += merging.section(every, stats, ranking)
+    out += learned.section(fig)
     out += _claims(fig, compositional, merging.claim3_across(every, stats, paper.SOUP,
                                                                  paper.SLERP, ranking))
     lower = "" if higher.get(p, True) else (" Lower is better in it, so gains and changes are "

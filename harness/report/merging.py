@@ -244,7 +244,7 @@ def section(fig: Figures, stats: dict[str, dict[str, float]],
         out += ["One training seed: between-run variance is not in these intervals.", ""]
     elif seeds > 1:
         out += [f"{seeds} training seeds or more per merged model: the intervals resample "
-                "them (few seeds under-cover the between-run spread).", ""]
+                "them, a t-interval over the seeds where between-run spread dominates.", ""]
     out += _defined(ranking)
     ranked = ranking.table()
     body = [[md(r.method) + (f" {r.mark}" if r.mark else ""), fmt_est(r.retention),

@@ -2,9 +2,10 @@
 
 A comparison's minimum detectable difference (MDE) at 95% two-sided and 80% power is
 ``(1.96 + 0.84) · SE``, SE the standard deviation of its paired bootstrap draws
-(``stats.detectable``); where it rests on 2 or 3 training seeds the quantiles are a t's with
-seeds − 1 degrees of freedom. A comparison whose interval includes zero then says how large an
-effect it would have found: an *inconclusive* verdict reads "no effect larger than X".
+(``stats.detectable``); where it rests on two or more training seeds, SE is the half-width of
+its interval / 1.96, that interval being a t's over the seeds (``stats.widening``). A
+comparison whose interval includes zero then says how large an effect it would have found: an
+*inconclusive* verdict reads "no effect larger than X".
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 
 from harness.report.chance import scored, test_size
 from harness.report.figures import Figures, fmt_est, fmt_power
-from harness.report.stats import T_QUANTILES, Detectable, Estimate, detectable
+from harness.report.stats import Detectable, Estimate, detectable
 from harness.report.tables import md
 from harness.store.queries import Draws
 
@@ -23,10 +24,10 @@ TARGET = 0.05
 
 def method(seeds: int) -> str:
     """How the MDEs of comparisons over ``seeds`` training seeds are computed."""
-    if seeds - 1 in T_QUANTILES:
-        q = T_QUANTILES[seeds - 1]
-        return (f"MDE = (t {q[0]:.2f} + {q[1]:.2f}) × its bootstrap SE: t-quantiles with "
-                f"{seeds - 1} degree(s) of freedom over {seeds} training seeds")
+    if seeds >= 2:
+        return (f"MDE = (1.96 + 0.84) × SE, SE the half-width of its interval / 1.96, the "
+                f"interval a t's with {seeds - 1} degree(s) of freedom over {seeds} training "
+                "seeds")
     return "MDE = (1.96 + 0.84) × its bootstrap SE"
 
 

@@ -39,6 +39,9 @@ class Row:
     samples: dict[tuple[str, str], list[np.ndarray]] = field(default_factory=dict)
     cka: tuple[float, float, float] | None = None  # (value, low, high), mean over seeds
     encoded: dict[str, float] = field(default_factory=dict)
+    #: metric -> (gain, low, high) on the train task's fit sample, one per seed
+    #: (``harness.learnability``)
+    fit: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -146,6 +149,9 @@ def _add_analyses(store: ResultsReader, profile: str, seed: int, by_variant: dic
     cka: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     enc: dict[tuple[str, str], list[float]] = defaultdict(list)
     for a in store.analyses(profile, seed):
+        if a.kind == "fit" and a.variant in by_variant:  # on its train task's fit sample
+            by_variant[a.variant].fit.setdefault(a.name, []).append((a.value, a.lo, a.hi))
+            continue
         if a.variant not in by_variant or json.dumps(sorted(a.tasks)) != task_set:
             continue  # analysed on another pool than the one shown
         if a.kind == "cka":

@@ -110,15 +110,20 @@ class Bootstrap:
                    ) -> Estimate:
         """A figure over training seeds: ``value`` with two-level draws, each the mean over a
         resample of the seeds of those seeds' draws (``draws``: one array per seed, each a
-        draw per resample of the rows). Seeds whose draws are all NaN (undefined there) are
-        left out, as ``mean_of`` leaves them out of the value."""
+        draw per resample of the rows), its deviation from the mean over every seed on the
+        same row resample widened by ``widening(seeds)`` so that the interval is a t's over
+        so few seeds. Seeds whose draws are all NaN (undefined there) are left out, as
+        ``mean_of`` leaves them out of the value. Linear in each seed's draws, with the same
+        seed picks for every row with the same seeds: differences stay paired."""
         kept = [np.asarray(d, dtype=np.float64) for d in draws
                 if len(d) == self.resamples and np.isfinite(d).any()]
         if not kept or len(kept) < sum(np.isfinite(d).any() for d in draws):
             return Estimate(value)
         stacked = np.stack(kept)  # (seeds, resamples)
         picks = self.seed_picks(seeds, len(kept))
-        return Estimate(value, stacked[picks, np.arange(self.resamples)[:, None]].mean(axis=1))
+        every = stacked.mean(axis=0)
+        two = stacked[picks, np.arange(self.resamples)[:, None]].mean(axis=1)
+        return Estimate(value, every + widening(len(kept)) * (two - every))
 
     def estimate(self, task: str, values: np.ndarray) -> Estimate:
         """The mean of the finite per-row values, with draws of the same mean on resamples."""
@@ -135,60 +140,82 @@ class Bootstrap:
         return Estimate(float(values[finite].mean()), draws)
 
 
+def t975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, df))
+
+
+def widening(seeds: int) -> float:
+    """The factor on the seed resample's part of a two-level draw (``over_seeds``) that makes
+    its 95% interval a t-interval over ``seeds`` runs: 1 for one seed; for two, t(1) = 12.71
+    (with two seeds the resampled mean's 97.5% quantile is the larger seed's deviation, s/√2
+    exactly); for more, t(S−1) / (1.96 · sqrt((S−1)/S)), the bootstrap's between-seed SE being
+    sqrt((S−1)/S) of the unbiased one. Coverage, simulated in ``bench/intervals.py``: see
+    README's *How intervals are computed*."""
+    if seeds < 2:
+        return 1.0
+    if seeds == 2:
+        return t975(1)
+    return t975(seeds - 1) / (Z_TEST * float(np.sqrt((seeds - 1) / seeds)))
+
+
 def seed_pooled(found: list[tuple[float, float, float]], z: float = 1.959964
                 ) -> tuple[float, float, float]:
     """(value, low, high) over training seeds from each seed's symmetric interval (value ±
-    z·sd, e.g. CKA's half-sample interval): the mean value, ± z·sqrt(mean sd² + between-seed
-    variance / seeds). One seed: its own interval."""
+    z·sd, e.g. CKA's half-sample interval): the mean value, ± sqrt((z·sd)² + (t·sb)²) with sd²
+    the mean within-seed variance and sb² the between-seed variance over seeds (t: Student's
+    over seeds − 1 degrees of freedom). One seed: its own interval."""
     values = np.array([f[0] for f in found], dtype=np.float64)
     sds = np.array([(f[2] - f[1]) / (2 * z) for f in found], dtype=np.float64)
     value = float(values.mean())
     between = float(values.var(ddof=1)) / len(values) if len(values) > 1 else 0.0
-    spread = z * float(np.sqrt(np.mean(sds**2) + between))
+    t = t975(len(values) - 1) if len(values) > 1 else z
+    spread = float(np.sqrt(z**2 * np.mean(sds**2) + t**2 * between))
     return value, value - spread, value + spread
 
 
 #: the quantiles of a 95% two-sided test with 80% power: MDE = (1.96 + 0.84) · SE
 Z_TEST, Z_POWER = 1.959964, 0.841621
-#: the same as t-quantiles (0.975, 0.80) by degrees of freedom, for a figure over 2 or 3
-#: training seeds (its SE is then estimated from so few runs that z understates the MDE)
-T_QUANTILES = {1: (12.706205, 1.376382), 2: (4.302653, 1.060660)}
 
 
 @dataclass(frozen=True)
 class Detectable:
     """The smallest effect a comparison could have detected: its minimum detectable difference
-    at 95% two-sided and 80% power, ``(q_test + q_power) · SE``; ``seeds`` 2 or 3 where the
-    quantiles are a t's over the training seeds (``seeds − 1`` degrees of freedom), else 0."""
+    at 95% two-sided and 80% power, ``(1.96 + 0.84) · SE``; ``seeds`` >= 2 where SE is the
+    half-width of its t-corrected interval over that many training seeds / 1.96
+    (``widening``), else 0 (SE: the standard deviation of its bootstrap draws)."""
 
     effect: float
     se: float
     seeds: int = 0
 
     def how(self) -> str:
-        if self.seeds:
-            q = T_QUANTILES[self.seeds - 1]
-            return (f"(t {q[0]:.2f} + {q[1]:.2f}, {self.seeds - 1} df over {self.seeds} "
-                    f"training seeds) × SE {self.se:.3f}")
+        if self.seeds >= 2:
+            return (f"(1.96 + 0.84) × SE {self.se:.3f}, the half-width of its t-corrected "
+                    f"interval over {self.seeds} training seeds / 1.96")
         return f"(1.96 + 0.84) × SE {self.se:.3f}"
 
 
 def detectable_se(se: float, seeds: int = 0) -> Detectable | None:
-    """The MDE of a comparison whose standard error is ``se``; with 2 or 3 training seeds
-    behind it, t-quantiles over them."""
+    """The MDE of a comparison whose standard error is ``se`` (with ``seeds`` >= 2: the
+    half-width of its t-corrected interval / 1.96)."""
     if not np.isfinite(se):
         return None
-    if seeds - 1 in T_QUANTILES:
-        q = T_QUANTILES[seeds - 1]
-        return Detectable((q[0] + q[1]) * se, se, seeds)
-    return Detectable((Z_TEST + Z_POWER) * se, se)
+    return Detectable((Z_TEST + Z_POWER) * se, se, seeds if seeds >= 2 else 0)
 
 
 def detectable(e: Estimate | None, seeds: int = 0) -> Detectable | None:
-    """The MDE of a paired comparison from its bootstrap draws' standard deviation (None
-    without draws)."""
+    """The MDE of a paired comparison: from its bootstrap draws' standard deviation, or, over
+    two or more training seeds, from its interval's half-width (the t-correction of
+    ``over_seeds`` is in the interval, not in the draws' standard deviation alone). None
+    without draws."""
     if e is None or e.draws is None:
         return None
+    if seeds >= 2:
+        ci = e.interval()
+        return detectable_se(interval_se(*ci), seeds) if ci is not None else None
     finite = e.draws[np.isfinite(e.draws)]
     return detectable_se(float(np.std(finite, ddof=1)), seeds) if finite.size > 1 else None
 

@@ -69,7 +69,7 @@ class AnalysisRecord:
     profile: str
     eval_seed: int
     run_id: int
-    kind: str  # cka | encoded
+    kind: str  # cka | encoded | fit
     name: str
     value: float
     lo: float
