@@ -197,7 +197,9 @@ def seeds(task, n: int, trials: int, noise: float) -> None:  # type: ignore[no-u
             values.append(value)
             one.append(mean_of(estimates).interval() or (np.nan, np.nan))
             two.append(boot.over_seeds(value, [e.draws for e in estimates if e.draws is not None],
-                                       tuple(range(count))).interval() or (np.nan, np.nan))
+                                       tuple(range(count)), [e.value for e in estimates
+                                                             if e.draws is not None]
+                                       ).interval() or (np.nan, np.nan))
         where = f"silhouette {task.name}, n={n}, {count} training seed(s)"
         line(f"{where}, one-level bootstrap (before)", values, one)
         line(f"{where}, two-level bootstrap", values, two)

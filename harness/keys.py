@@ -15,6 +15,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from harness.component import plugin_call
+from harness.leaks import RULE
 from harness.params import params_of
 
 if TYPE_CHECKING:
@@ -54,14 +55,20 @@ def eval_key(task: Task, profile: Profile, seed: int) -> str:
     return content_hash("eval", identity(task), profile.eval_size, seed)
 
 
-def fit_key(task: Task, profile: Profile, seed: int) -> str:
-    """The key of a task's fit sample (``samples.fit_sample``: part of its train sample)."""
-    return content_hash("fit", identity(task), profile.train_size, profile.eval_size, seed)
+#: the version of ``samples.fit_sample``'s draw, in its key: a change re-embeds the fit samples
+FIT_SAMPLE = 1
+
+
+def fit_key(task: Task, profile: Profile, seed: int, rule: int) -> str:
+    """The key of a task's fit sample (``samples.fit_sample``: part of its train sample, drawn
+    under leak rule ``rule``)."""
+    return content_hash("fit", FIT_SAMPLE, rule, identity(task), profile.train_size,
+                        profile.eval_size, seed)
 
 
 def fit_embedding_key(variant: Any, task: Task, plan: Any) -> str:
     """Where a variant's embeddings of a train task's fit sample are stored."""
-    return embedding_key(variant.key, fit_key(task, plan.profile, plan.seed))
+    return embedding_key(variant.key, fit_key(task, plan.profile, plan.seed, RULE))
 
 
 def pool_key(eval_keys: list[str]) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 
 from harness import keys
 from harness.api import Metric, Task
+from harness.leaks import RULE
 from harness.params import label
 from harness.plan import Plan
 from harness.report.stats import Bootstrap
@@ -78,7 +79,7 @@ def analyse_fits(plan: Plan, store: Store, run_id: int) -> None:
         if variant.adapter is None or variant.key not in fits or base is None:
             continue
         task = fits[variant.key][0]
-        pool = keys.fit_key(task, plan.profile, plan.seed)
+        pool = keys.fit_key(task, plan.profile, plan.seed, RULE)
         if (variant.key, pool) in done:
             continue
         seqs = fit_sample(task, plan.profile, plan.seed)

@@ -1,12 +1,14 @@
 """Built-in element-wise tasks: class 1 when every element has the property, class 0 when none
 has, None when mixed or empty (parity, primality, divisibility by 3 and 5, squares, Fibonacci
-numbers). ``harness run --all`` trains on ``parity``, ``divisible-by-5`` and ``fibonacci`` (and
-evaluates on every task): the three tasks that every default encoder + adapter learned under
-the quick profile (two seeds) on the samples of seed 1 (``harness.learnability``), pairwise
-independent (Cramér's V 0.07-0.19). ``square`` missed by SmolLM2 + LoRA alone (its two runs'
-gains +0.90 and +0.80 put the t-interval's lower bound at 0.03); ``primality`` stays an eval
-task: no encoder + adapter learned it (MiniLM fine-tuned in full +0.33 [-1.26, 1.99]; scratch
-+0.00, neither learned nor memorised).
+numbers). ``harness run --all`` trains on ``parity``, ``divisible-by-5`` and ``square`` (and
+evaluates on every task). Every default encoder + adapter learned four tasks under the quick
+profile (two seeds) on the samples of seed 1 (``harness.learnability``): these three and
+``fibonacci``, all pairwise independent (Cramér's V 0.05-0.19); ``square`` is taken over
+``fibonacci`` because its sampler passes the joint-nuisance audit with room (0.50 against
+fibonacci's 0.53-0.56 over seeds 0-5, whose weights were searched to pass it), and a fourth
+train task would not fit the cold run's budget. ``primality`` stays an eval task: no encoder +
+adapter learned it (MiniLM fine-tuned in full +0.33 [-0.89, 1.54]; scratch +0.00, neither
+learned nor memorised).
 
 Samplers draw each element independently, from *strata* of the universe: a stratum holds some
 values with the property and some without, and both classes pick strata with the same weights,
@@ -224,6 +226,7 @@ class Square(_Elementwise):
 
     name: ClassVar[str] = "square"
     version: ClassVar[str] = "3"
+    trains_by_default: ClassVar[bool] = True
     classes: ClassVar[tuple[str, ...]] = ("no-squares", "all-squares")
 
     @classmethod
@@ -254,7 +257,6 @@ class Fibonacci(_Elementwise):
 
     name: ClassVar[str] = "fibonacci"
     version: ClassVar[str] = "3"
-    trains_by_default: ClassVar[bool] = True
     classes: ClassVar[tuple[str, ...]] = ("no-fibonacci", "all-fibonacci")
     #: each drawn Fibonacci number -> its negatives (below, above; or one value)
     NEGATIVES: ClassVar[dict[int, tuple[int, ...]]] = {

@@ -169,8 +169,8 @@ def test_plugins_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert lora["kind"] == "LoRA" and lora["parameter_efficient"] is True
     by = {e["name"]: e for e in data["tasks"]}
     assert by["progression"]["compositional"] and not by["progression"]["trains_by_default"]
-    assert not by["square"]["compositional"] and not by["square"]["trains_by_default"]
-    assert by["fibonacci"]["trains_by_default"]
+    assert not by["square"]["compositional"] and by["square"]["trains_by_default"]
+    assert not by["fibonacci"]["trains_by_default"]
     assert by["parity"]["classes"] == ["even", "odd"]
     enc = {e["name"]: e for e in data["encoders"]}
     assert enc["scratch"]["from_scratch"] and enc["hf"]["family"] == "inferred"
@@ -191,7 +191,7 @@ def test_plugins_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert "compositional" in after["progression"] and \
         "trains_by_default" not in after["progression"]
     assert "compositional" not in after["square"] and "2 classes" in after["square"]
-    assert "trains_by_default" in after["fibonacci"]
+    assert "trains_by_default" in after["square"]
     assert "kind=LoRA, parameter_efficient" in after["lora"]
     assert "in --all across tasks only" in after["ties"]
 

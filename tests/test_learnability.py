@@ -91,3 +91,22 @@ def test_lost_fit_embeddings_are_embedded_again_without_rescoring(tmp_path: Path
     assert path.exists()
     assert "not measured" not in (tmp_path / "O").read_text().split(
         "## Learnability", 1)[1].split("\n## ", 1)[0]
+
+
+def test_a_fit_row_of_an_earlier_run_is_not_pooled_with_the_latest(tmp_path: Path) -> None:
+    """A fit sample's key changed (``keys.FIT_SAMPLE``): the rows stored under its old key stay
+    in the store, and only the latest run's are shown."""
+    tasks = ["parity"]
+    run_here(tasks, tmp_path)
+    page = (tmp_path / "O").read_text().split("## Learnability", 1)[1].split("\n## ", 1)[0]
+    plan = plan_for(load_registry([]), tasks)
+    tuned = next(v for v in plan.variants if v.adapter is not None and v.merge is None)
+    store = Store(tmp_path / "S")
+    try:
+        store.put_analyses(tuned.key, "an-older-fit-sample", tasks, "smoke", 0, 0,
+                           [("fit", "silhouette", 0.5, 0.4, 0.6)])
+    finally:
+        store.close()
+    run_here(tasks, tmp_path)
+    again = (tmp_path / "O").read_text().split("## Learnability", 1)[1].split("\n## ", 1)[0]
+    assert again == page and "+0.500" not in again

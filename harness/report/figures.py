@@ -68,8 +68,9 @@ class Figures:
             if per_seed and len(per_seed) == len(stored) and values:
                 draws = [np.asarray(v) if isinstance(v, Draws)  # recomputed by the scorer
                          else self.boot.estimate(task, v).draws for v in per_seed]
-                found = self.boot.over_seeds(found.value, [d for d in draws if d is not None],
-                                             tuple(row.seeds))
+                found = self.boot.over_seeds(
+                    found.value, [d for d in draws if d is not None], tuple(row.seeds),
+                    [p for p, d in zip(stored, draws, strict=True) if d is not None])
             self._scores[key] = found
         return self._scores[key]
 

@@ -99,7 +99,7 @@ def one_seed(rows: list[Row]) -> list[str]:
                 "puts it in the intervals)"]
     if seeds in (2, 3):
         return [f"{seeds} training seeds: the intervals resample them and are widened to a "
-                f"t over {seeds} runs (`stats.widening`; simulated coverage 99.8% with 2, 98.5% "
+                f"t over {seeds} runs (`stats.widening`; simulated coverage 97.5% with 2, 97.8% "
                 "with 3, for a nominal 95%: `bench/intervals.py --only seeds`)"]
     return []
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from harness.reference import NONE
-from harness.store.records import ResultsReader, ScoreRecord, VariantRecord
+from harness.store.records import AnalysisRecord, ResultsReader, ScoreRecord, VariantRecord
 
 
 @dataclass
@@ -148,9 +148,11 @@ def _add_analyses(store: ResultsReader, profile: str, seed: int, by_variant: dic
     task_set = json.dumps(tasks)
     cka: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     enc: dict[tuple[str, str], list[float]] = defaultdict(list)
+    fits: dict[tuple[str, str], AnalysisRecord] = {}  # the latest run's (its fit sample's)
     for a in store.analyses(profile, seed):
         if a.kind == "fit" and a.variant in by_variant:  # on its train task's fit sample
-            by_variant[a.variant].fit.setdefault(a.name, []).append((a.value, a.lo, a.hi))
+            if (a.variant, a.name) not in fits or a.run_id > fits[(a.variant, a.name)].run_id:
+                fits[(a.variant, a.name)] = a
             continue
         if a.variant not in by_variant or json.dumps(sorted(a.tasks)) != task_set:
             continue  # analysed on another pool than the one shown
@@ -164,6 +166,8 @@ def _add_analyses(store: ResultsReader, profile: str, seed: int, by_variant: dic
             row.cka = (statistics.fmean(c[0] for c in found),
                        statistics.fmean(c[1] for c in found),
                        statistics.fmean(c[2] for c in found))
+    for (variant, name), a in sorted(fits.items()):
+        by_variant[variant].fit.setdefault(name, []).append((a.value, a.lo, a.hi))
     for (variant, name), values in enc.items():
         by_variant[variant].encoded.setdefault(name, values[0])
 

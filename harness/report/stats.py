@@ -106,24 +106,34 @@ class Bootstrap:
             self._picks[key] = rng.integers(0, count, size=(self.resamples, count))
         return self._picks[key]
 
-    def over_seeds(self, value: float, draws: list[np.ndarray], seeds: tuple[int, ...]
-                   ) -> Estimate:
-        """A figure over training seeds: ``value`` with two-level draws, each the mean over a
-        resample of the seeds of those seeds' draws (``draws``: one array per seed, each a
-        draw per resample of the rows), its deviation from the mean over every seed on the
-        same row resample widened by ``widening(seeds)`` so that the interval is a t's over
-        so few seeds. Seeds whose draws are all NaN (undefined there) are left out, as
-        ``mean_of`` leaves them out of the value. Linear in each seed's draws, with the same
-        seed picks for every row with the same seeds: differences stay paired."""
-        kept = [np.asarray(d, dtype=np.float64) for d in draws
-                if len(d) == self.resamples and np.isfinite(d).any()]
+    def over_seeds(self, value: float, draws: list[np.ndarray], seeds: tuple[int, ...],
+                   points: list[float] | None = None) -> Estimate:
+        """A figure over training seeds: ``value`` with two-level draws. Each draw is the mean
+        over every seed of that row resample's draws (``draws``: one array per seed, each a
+        draw per resample of the rows), plus the seed resample's part: the deviation of the
+        mean of a resample of the seeds' full-sample values (``points``, one per seed) from
+        their mean, widened by ``widening(seeds)`` so that the interval is a t's over so few
+        runs. Only the seeds' full-sample values are widened, not each row resample's
+        difference between seeds, whose row noise the first part already holds (without
+        ``points``, the seeds' mean draws stand in for them). Seeds whose draws are all NaN
+        (undefined there) are left out, as ``mean_of`` leaves them out of the value. Linear in
+        each seed's draws and values, with the same seed picks for every row with the same
+        seeds: differences stay paired."""
+        use = [len(d) == self.resamples and bool(np.isfinite(d).any()) for d in draws]
+        kept = [np.asarray(d, dtype=np.float64) for d, ok in zip(draws, use, strict=True) if ok]
         if not kept or len(kept) < sum(np.isfinite(d).any() for d in draws):
             return Estimate(value)
         stacked = np.stack(kept)  # (seeds, resamples)
         picks = self.seed_picks(seeds, len(kept))
         every = stacked.mean(axis=0)
-        two = stacked[picks, np.arange(self.resamples)[:, None]].mean(axis=1)
-        return Estimate(value, every + widening(len(kept)) * (two - every))
+        if points is not None and len(points) == len(draws):
+            pts = np.array([p for p, ok in zip(points, use, strict=True) if ok], dtype=np.float64)
+        else:
+            pts = np.nanmean(stacked, axis=1)
+        if not np.isfinite(pts).all():
+            pts = np.nanmean(stacked, axis=1)
+        spread = pts[picks].mean(axis=1) - pts.mean()
+        return Estimate(value, every + widening(len(kept)) * spread)
 
     def estimate(self, task: str, values: np.ndarray) -> Estimate:
         """The mean of the finite per-row values, with draws of the same mean on resamples."""
