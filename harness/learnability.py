@@ -74,6 +74,7 @@ def analyse_fits(plan: Plan, store: Store, run_id: int) -> None:
     boot = Bootstrap(plan.seed)
     done = {(r.variant, r.pool) for r in store.analyses(plan.profile.name, plan.seed)
             if r.kind == "fit"}
+    samples: dict[str, tuple[list, np.ndarray]] = {}  # task -> its fit sample and labels
     for variant in plan.variants:
         base = bases.get(keys.base_key(variant.encoder))
         if variant.adapter is None or variant.key not in fits or base is None:
@@ -82,12 +83,14 @@ def analyse_fits(plan: Plan, store: Store, run_id: int) -> None:
         pool = keys.fit_key(task, plan.profile, plan.seed, RULE)
         if (variant.key, pool) in done:
             continue
-        seqs = fit_sample(task, plan.profile, plan.seed)
+        if task.name not in samples:  # drawn once per task, not per fine-tune
+            seqs = fit_sample(task, plan.profile, plan.seed)
+            samples[task.name] = seqs, np.array([int(task.label(s) or 0) for s in seqs])
+        seqs, y = samples[task.name]
         X = store.load_embeddings(keys.fit_embedding_key(variant, task, plan), len(seqs))
         B = store.load_embeddings(keys.fit_embedding_key(base, task, plan), len(seqs))
         if X is None or B is None or not (np.isfinite(X).all() and np.isfinite(B).all()):
             continue
-        y = np.array([int(task.label(s) or 0) for s in seqs])
         rows = []
         with one_blas_thread():
             for metric in plan.metrics:
