@@ -3,9 +3,10 @@ components, one result per component. The test suite and ``harness.testing`` run
 
 Every component of every kind is checked, ``in_all = False`` ones and ``--plugin`` modules
 included, or only those named. A component is checked with its default parameters and with each
-parameter set it declares in ``examples``; one whose defaults do not build and that declares no
-examples is skipped, saying so. Encoders that load pretrained weights (``from_scratch = False``)
-load only with ``pretrained``; every encoder that builds still answers adapters' ``supports``.
+parameter set it declares in ``examples`` or ``also_in_all``; one whose defaults do not build
+and that declares no examples is skipped, saying so. Encoders that load pretrained weights
+(``from_scratch = False``) load only with ``pretrained``; every encoder that builds still
+answers adapters' ``supports``.
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ class Checker:
 
     def instances(self, kind: str, cls: type[Any], specs: tuple[str, ...] = ()
                   ) -> list[tuple[str, Any]] | str:
-        """(spec, instance) for the given specs, or the defaults and each of ``examples``;
+        """(spec, instance) for the given specs, or the defaults and each of ``examples`` and
+        ``also_in_all`` (what the default grid runs);
         a string when the defaults do not build and nothing else is declared. A spec that
         does not build raises ``ContractError``."""
         key = (kind, cls.name)
@@ -115,6 +117,7 @@ class Checker:
             return self._built[key]
         out: list[tuple[str, Any]] = []
         declared = tuple(getattr(cls, "examples", ()) or ())
+        declared += tuple(s for s in getattr(cls, "also_in_all", ()) or () if s not in declared)
         if not specs:
             try:
                 out.append(("", expand(cls, SINGULAR[kind], {})[0]))

@@ -20,21 +20,31 @@ PARALLEL = 0.9995
 
 @dataclass(frozen=True)
 class Linear(Merge):
-    """WiSE-FT / LERP toward the base: b + t·Δ_N (the control for every SLERP figure)."""
+    """WiSE-FT / LERP toward the base: b + t·Δ_N (the control for every SLERP figure); with
+    between=checkpoints, from the first stage checkpoint to the last: (1 − t)·θ_1 + t·θ_N, the
+    control of SLERP between the same two (in weights and in task vectors alike, as linear
+    interpolation of two task vectors added to the base is that of the two checkpoints)."""
 
     name: ClassVar[str] = "linear"
     identity_on_one: ClassVar[bool] = False
     interpolates: ClassVar[str] = "t"
-    t: float = field(default=0.5, metadata={"help": "0 = base, 1 = final checkpoint"})
+    added_params: ClassVar[tuple[str, ...]] = ("between",)
+    #: the default grid also runs the control of its stage SLERP (``Slerp.also_in_all``)
+    also_in_all: ClassVar[tuple[str, ...]] = ("between=checkpoints",)
+    t: float = field(default=0.5, metadata={"help": "0 = first endpoint, 1 = second"})
+    between: Literal["base-final", "checkpoints"] = field(default="base-final", metadata={
+        "help": "endpoints: base-final (the base and the final checkpoint) or checkpoints (the "
+                "first and the last stage checkpoint), as SLERP's"})
 
     def __post_init__(self) -> None:
         check_unit("t", self.t)
 
     def merge(self, base: Tensors, checkpoints: list[Tensors],
               score: Scorer | None = None) -> Tensors:
+        first = checkpoints[0] if self.between == "checkpoints" else base
         # the very expression SLERP falls back to, so the two agree bit for bit there
-        return {k: ((1 - self.t) * b.double() + self.t * checkpoints[-1][k].double()).to(b.dtype)
-                for k, b in base.items()}
+        return {k: ((1 - self.t) * first[k].double() + self.t * checkpoints[-1][k].double()
+                    ).to(b.dtype) for k, b in base.items()}
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> tuple[torch.Tensor, bool, float]:
@@ -193,6 +203,10 @@ class Slerp(PooledMerge):
     identity_on_one: ClassVar[bool] = False
     interpolates: ClassVar[str] = "t"  # with between=base-final, its default
     control: ClassVar[str] = Linear.name
+    #: the default grid runs, beside the base-final SLERP (which falls back to linear on nearly
+    #: every tensor, the two endpoints being close to parallel), the paper's SLERP "across
+    #: checkpoints or stages": of the task vectors of a run's first and last stage checkpoints
+    also_in_all: ClassVar[tuple[str, ...]] = ("between=checkpoints,space=task-vectors",)
     t: float = field(default=0.5, metadata={"help": "0 = first endpoint, 1 = second"})
     between: Literal["base-final", "checkpoints"] = field(default="base-final", metadata={
         "help": "endpoints: base-final (base and the final checkpoint) or checkpoints (the first "

@@ -8,10 +8,13 @@ import pytest
 import torch
 
 from harness.api import HarnessError, Merged
-from harness.params import build
+from harness.keys import identity
+from harness.params import build, label
 from harness.plugins.interpolation import PARALLEL, Linear, Slerp, layer_of, scheduled_t, slerp
 from harness.plugins.soups import GreedySoup, Soup
 from harness.plugins.task_vectors import Dare, DareTies, ModelStock, TaskArithmetic, Ties
+from harness.registry import Registry
+from harness.selection import Request, select
 
 
 def tensors(out):  # type: ignore[no-untyped-def]
@@ -174,6 +177,32 @@ def test_linear_endpoints_and_midpoint() -> None:
         out = Linear(t=t).merge(base, [c1, c2])
         for k in base:
             assert close(out[k], base[k] + t * (c2[k] - base[k]), 1e-6)
+
+
+def test_linear_between_checkpoints_is_the_stage_slerps_control() -> None:
+    """between=checkpoints: from the first stage to the last; where its SLERP falls back (in
+    weights) the two agree bit for bit, and in task-vector space to rounding; the parameter was
+    added, so the base-final linear keeps its key."""
+    base, c1, c2 = three()
+    out = Linear(t=0.3, between="checkpoints").merge(base, [c1, c2])
+    for k in base:
+        assert close(out[k], c1[k] + 0.3 * (c2[k] - c1[k]), 1e-6)
+    parallel = {k: v * 1.0001 for k, v in c1.items()}
+    fell = Slerp(between="checkpoints").merge(base, [c1, parallel])
+    assert fell.stats["linear fallback"] == 1.0
+    control = Linear(between="checkpoints").merge(base, [c1, parallel])
+    assert all(torch.equal(fell.tensors[k], control[k]) for k in base)
+    assert identity(Linear()) == {"name": "linear", "version": "1", "params": {"t": 0.5}}
+    assert identity(Linear(between="checkpoints"))["params"]["between"] == "checkpoints"
+
+
+def test_the_default_grid_runs_the_stage_slerp_and_its_control(registry: Registry) -> None:
+    labels = [label(m) for m in select(registry, Request(all=True)).merges]
+    for wanted in ("slerp", "linear", "slerp:between=checkpoints,space=task-vectors",
+                   "linear:between=checkpoints", "slerp:over=tasks"):
+        assert labels.count(wanted) == 1, (wanted, labels)
+    # a merge named on the command line runs as named: no parameter sets added
+    assert [label(m) for m in select(registry, Request(merges=["slerp"])).merges] == ["slerp"]
 
 
 def test_task_arithmetic() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.report import chance, leaderboard, paper, power, tables
+from harness.report import chance, leaderboard, paper, power, tables, tradeoff
 from harness.report.figures import Figures, judged
 from harness.report.merging import section
 from harness.report.rows import Row
@@ -135,6 +135,58 @@ def test_claim3_states_the_power_of_each_comparison() -> None:
         assert name in power_line
     if verdict.startswith("inconclusive"):  # one training seed: the bound is that seed's
         assert verdict.endswith("(80% power), within one training seed")
+
+
+STAGE = paper.STAGE_SLERP
+
+
+def _claim3_rows(stage_shift: float) -> list[Row]:
+    def merged(merge: str, shift: float, seed: int, **roles: object) -> Row:
+        row = _row(f"LLM + LoRA + {merge}", "llm", "llm", "a", merge, shift=shift, seed=seed,
+                   **roles)
+        row.variants = {f"v-{merge}"}
+        return row
+    return [_row("LLM base", "llm", "llm", None),
+            _row("LLM + LoRA", "llm", "llm", "a", shift=0.6),
+            merged("soup", 0.5, 3),
+            merged("slerp", 0.5, 4, control="linear"),
+            merged("linear", 0.5, 4),
+            merged(STAGE, stage_shift, 5, control="linear"),
+            merged("linear:between=checkpoints", stage_shift, 6)]
+
+
+def test_claim3_is_judged_on_the_stage_slerp_and_across_tasks_together() -> None:
+    """Issue #32 point 6: the single-task verdict on SLERP of the stage task vectors, its
+    fallback shown, its control found by its endpoints, the cross-task comparisons judged with
+    it, and the base-final SLERP as the degenerate case outside the verdict."""
+    fig = Figures(_claim3_rows(1.5), ["a", "b", "c"], ["silhouette"], 0, "silhouette")
+    stats = {"v-slerp": {"linear fallback": 1.0}, f"v-{STAGE}": {"linear fallback": 0.02}}
+    _, verdict, lines = paper.claim3(fig, stats)
+    text = "\n".join(lines)
+    assert lines[0].startswith(f"**single-task, on `{STAGE}`** (SLERP of the task vectors")
+    assert "linear fallback 0.02): **supported**" in lines[0] and verdict == "supported"
+    assert "SLERP − its linear:between=checkpoints control" in text
+    assert "degenerate case, not in the verdict: `slerp` (between the base and the final " \
+        "checkpoint; linear fallback 1.00" in text and "SLERP − control +0.000" in text
+    # a cross-task part that goes the other way makes the whole claim not supported
+    against = paper.Judged([-1, 0], [None, None], 2)
+    _, verdict, lines = paper.claim3(fig, stats, ("across tasks", against, ["across: x"]))
+    assert verdict == "not supported" and "**single-task" in lines[1]
+    assert "**across tasks: not supported**" in lines and "across: x" in lines
+    assert lines[0].startswith("the verdict is that of the single-task and the cross-task")
+    # without the stage SLERP (a store from before), judged on the base-final one as before
+    rows = [r for r in _claim3_rows(1.5) if "between" not in r.merge]
+    _, _, lines = paper.claim3(Figures(rows, ["a", "b", "c"], ["silhouette"], 0, "silhouette"))
+    assert lines[0].startswith("task gain kept") and "degenerate" not in "\n".join(lines)
+
+
+def test_a_control_is_the_one_with_the_same_endpoints() -> None:
+    rows = _claim3_rows(1.0)
+    same = tradeoff.same_run(Figures(rows, ["a"], ["silhouette"], 0, "silhouette"), rows[3])
+    assert tradeoff.control_of(rows[5], same) is rows[6]  # between=checkpoints
+    assert tradeoff.control_of(rows[3], same) is rows[4]  # plain linear for base-final
+    assert tradeoff.params("slerp:t=0.3,between=checkpoints") == {"t": "0.3",
+                                                                  "between": "checkpoints"}
 
 
 def test_a_one_seed_bound_says_it_holds_for_that_seed() -> None:

@@ -255,7 +255,7 @@ def test_claims_and_task_design_escape_plugin_strings() -> None:
     """The lines no smoke run reaches: the claims (encoder labels, families, tasks, the
     primary metric, a merge's control), the headline's header and the task audit's table."""
     from harness.audit import Audit, TaskAudit
-    from harness.report import design, leaderboard, tables
+    from harness.report import design, leaderboard, paper, tables
     from harness.report.figures import Figures
     from harness.report.rows import Row
 
@@ -274,14 +274,15 @@ def test_claims_and_task_design_escape_plugin_strings() -> None:
     llm, other = f"llm:tag={BAD}", f"enc:tag={BAD}"
     rows = [row(llm, "llm"), row(other, "non-llm"), row(llm, "llm", tasks[1]),
             row(llm, "llm", tasks[1], "slerp"), row(llm, "llm", tasks[1], "soup"),
+            row(llm, "llm", tasks[1], paper.STAGE_SLERP),
             row(llm, "llm", tasks[1], BAD), row(other, "non-llm", tasks[1])]
     fig = Figures(rows, tasks, metrics, 0, primary, {}, {t: [u for u in tasks if u != t]
                                                          for t in tasks},
                   {(a, b): 0.5 for a in tasks for b in tasks if a != b})
     audit = Audit([TaskAudit(tasks[1], 2, 0, {}, [], error=BAD)], {}, {})
-    lines = leaderboard._claims(fig, set(tasks)) + leaderboard._headline(fig, {}) + \
-        design.markdown(audit) + tables.matrices(fig) + tables.encoded(rows, tasks) + \
-        tables.every_metric(rows, tasks, metrics, {})
+    lines = leaderboard._claims(paper.claims(fig, set(tasks))) + \
+        leaderboard._headline(fig, {}) + design.markdown(audit) + tables.matrices(fig) + \
+        tables.encoded(rows, tasks) + tables.every_metric(rows, tasks, metrics, {})
     text = "\n".join(lines)
     assert "not tested" not in text  # every claim has its lines
     assert "&lt;script&gt;" in text and "odd:x \\| y" in text

@@ -21,6 +21,7 @@ excludes zero.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -159,6 +160,24 @@ def verdict(signs: list[int]) -> str:
     if any(s < 0 for s in signs):
         return "not supported"
     return "inconclusive"
+
+
+@dataclass(frozen=True)
+class Judged:
+    """Comparisons' signs with their powers, kept apart from the verdict's text (``judged``) so
+    that the comparisons of two parts of a claim can be judged together (``+``)."""
+
+    signs: list[int]
+    powers: list[Detectable | None]
+    seeds: int = 0
+
+    @property
+    def text(self) -> str:
+        return judged(self.signs, self.powers, self.seeds)
+
+    def __add__(self, other: Judged) -> Judged:
+        seeds = 1 if 1 in (self.seeds, other.seeds) else max(self.seeds, other.seeds)
+        return Judged(self.signs + other.signs, self.powers + other.powers, seeds)
 
 
 def judged(signs: list[int], powers: list[Detectable | None], seeds: int = 0) -> str:

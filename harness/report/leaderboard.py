@@ -91,8 +91,8 @@ def render(store: ResultsReader, profile: str | None = None, seed: int | None = 
     ranking = merging.Ranking(every)
     out += merging.section(every, stats, ranking)
     out += learned.section(fig)
-    out += _claims(fig, compositional, merging.claim3_across(every, stats, paper.SOUP,
-                                                                 paper.SLERP, ranking))
+    out += _claims(paper.claims(fig, compositional, stats, merging.claim3_across(
+        every, stats, paper.SOUP, paper.SLERP, ranking)))
     lower = "" if higher.get(p, True) else (" Lower is better in it, so gains and changes are "
                                             "base − variant: positive is always better.")
     out += ["## Headline", "",
@@ -180,10 +180,8 @@ def _plots(made: list[tuple[str, str]]) -> list[str]:
     return out
 
 
-def _claims(fig: Figures, compositional: set[str],
-            across: tuple[str, str, list[str]] | None = None) -> list[str]:
-    """The claims; ``across``: claim 3 judged again on a SLERP across tasks that is not
-    linear (``merging.claim3_across``), shown as its own verdict under claim 3."""
+def _claims(found: list[tuple[str, str, list[str]]]) -> list[str]:
+    """The claims (``paper.claims``): title, verdict and the lines under it."""
     out = ["## The paper's claims, judged by this run", "",
            "Computed from the figures below, not written by hand: *supported* when every "
            "comparison listed goes the claimed way with its 95% interval excluding zero, *not "
@@ -192,15 +190,9 @@ def _claims(fig: Figures, compositional: set[str],
            "comparisons could have detected (its minimum detectable difference at 95% two-sided "
            "and 80% power from the comparison's bootstrap SE); an inconclusive verdict says "
            "the largest of those among the comparisons it could not decide.", ""]
-    for i, (title, verdict, lines) in enumerate(paper.claims(fig, compositional), 1):
+    for i, (title, verdict, lines) in enumerate(found, 1):
         out.append(f"{i}. **{md(title)}**: **{verdict}**.")
-        if i == 3 and across is not None:
-            lines = [f"single-task, on `{paper.SLERP}` (between the base and the final "
-                     f"checkpoint): {line}" for line in lines]
         out += [f"   - {line}" for line in lines]
-        if i == 3 and across is not None:
-            out.append(f"   - **{across[0]}: {across[1]}**")
-            out += [f"   - {line}" for line in across[2]]
     return out + [""]
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.report import power, tables
-from harness.report.figures import Figures, fmt_est, judged
+from harness.report.figures import Figures, Judged, fmt_est
 from harness.report.rows import Row, merge_note
 from harness.report.stats import Estimate, detectable, mean_of
 from harness.report.tables import md
@@ -160,10 +160,10 @@ def balance(fig: Figures, m: Merged) -> Estimate | None:
 
 def claim3_across(fig: Figures, stats: dict[str, dict[str, float]], soup: str,
                   slerp: str, ranking: Ranking | None = None
-                  ) -> tuple[str, str, list[str]] | None:
+                  ) -> tuple[str, Judged, list[str]] | None:
     """Claim 3 judged on SLERP across tasks, where it is not linear: LLM cross-task SLERPs whose
     mean linear-fallback fraction is below 0.5, each against the soup of the same fine-tunes.
-    (label, verdict, lines), or None where the run has no such SLERP."""
+    (label, its comparisons, lines), or None where the run has no such SLERP."""
     ranking = ranking or Ranking(fig)
     pairs = []
     for m in ranking.found:
@@ -201,7 +201,7 @@ def claim3_across(fig: Figures, stats: dict[str, dict[str, float]], soup: str,
                      f"{statistics.fmean(c[0] for c in ckas):.3f} vs soup "
                      f"{statistics.fmean(c[1] for c in ckas):.3f}")
     lines.append("across tasks, " + power.line(named, seeds))
-    return "across tasks", judged(signs, [p for _, p in named], seeds), lines
+    return "across tasks", Judged(signs, [p for _, p in named], seeds), lines
 
 
 def draws(fig: Figures, row: Row) -> str:

@@ -10,21 +10,17 @@ components declare about themselves (family, ``from_scratch``, ``parameter_effic
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 
-from harness.report import power
+from harness.report import power, tradeoff
 from harness.report.chance import is_accuracy
-from harness.report.figures import Figures, fmt_est, fmt_power, judged
+from harness.report.figures import Figures, Judged, fmt_est, fmt_power, judged
 from harness.report.rows import Row
 from harness.report.stats import (
-    Detectable,
     Estimate,
     detectable,
-    detectable_se,
-    interval_se,
     mean_of,
 )
 from harness.report.tables import md
@@ -35,9 +31,17 @@ PRIMARY = ("silhouette", "probe-accuracy", "knn-accuracy")
 SECOND = ("probe-accuracy", "knn-accuracy")
 #: claim 1's metric: the first of these the run has
 CLAIM1_METRICS = ("probe-accuracy", "knn-accuracy", "silhouette")
-#: the merges claim 3 compares and the projection plot shows beside the base and unmerged
+#: the merges claim 3 compares
 SLERP, SOUP = "slerp", "soup"
-PROJECTED = (SOUP, SLERP)
+#: claim 3's single-task SLERP: of the task vectors of a run's first and last stage checkpoints
+#: (the paper's SLERP "across checkpoints or stages"); ``SLERP``, between the base and the
+#: final checkpoint, is shown as the degenerate case: its endpoints are nearly parallel
+STAGE_SLERP = "slerp:between=checkpoints,space=task-vectors"
+ENDPOINTS = {STAGE_SLERP: "SLERP of the task vectors of the first and the last stage "
+                          "checkpoint of each training run, at t = 0.5",
+             SLERP: "between the base and the final checkpoint"}
+#: the merges the projection plot shows beside the base and the unmerged model
+PROJECTED = (SOUP, STAGE_SLERP, SLERP)
 #: the leaderboard lists merges in this order after the unmerged row, then the others by name
 MERGE_ORDER = (SOUP, "greedy-soup", SLERP, "linear")
 #: the order of the leaderboard's family rows (a group starting with one of these)
@@ -61,8 +65,10 @@ def is_base(row: Row, family: str) -> bool:
     return not row.trained and row.family == family and not row.from_scratch
 
 
-def claims(fig: Figures, compositional: set[str]) -> list[tuple[str, str, list[str]]]:
-    return [claim1(fig, compositional), claim2(fig), claim3(fig)]
+def claims(fig: Figures, compositional: set[str], stats: dict[str, dict[str, float]] | None = None,
+           across: tuple[str, Judged, list[str]] | None = None
+           ) -> list[tuple[str, str, list[str]]]:
+    return [claim1(fig, compositional), claim2(fig), claim3(fig, stats, across)]
 
 
 def claim1(fig: Figures, compositional: set[str]) -> tuple[str, str, list[str]]:
@@ -206,75 +212,40 @@ def _cka(found: list[tuple[float, float, float]]) -> str:
     return f"{mean[0]:.3f} [{mean[1]:.2f}, {mean[2]:.2f}]"
 
 
-def _same_run(fig: Figures, row: Row) -> list[Row]:
-    return [r for r in fig.rows
-            if (r.encoder, r.adapter, r.train_task) == (row.encoder, row.adapter, row.train_task)]
-
-
-def claim3(fig: Figures) -> tuple[str, str, list[str]]:
+def claim3(fig: Figures, stats: dict[str, dict[str, float]] | None = None,
+           across: tuple[str, Judged, list[str]] | None = None) -> tuple[str, str, list[str]]:
+    """Judged on the stage SLERP (``STAGE_SLERP``) and, where the run has it, SLERP across tasks
+    (``across``: ``merging.claim3_across``) together; the base-final SLERP is shown as the
+    degenerate case. A run without the stage SLERP is judged on the base-final one."""
     title = ("SLERP recovers the base model's structure while keeping most of the task "
              "gain, with a better trade-off than soup or no merge")
-    trios = []
-    for row in fig.rows:
-        if row.trained and row.family == "llm" and row.merged and row.merge == SLERP:
-            same = _same_run(fig, row)
-            none = next((r for r in same if not r.merged), None)
-            soup = next((r for r in same if r.merged and r.merge == SOUP), None)
-            if none and soup and all(fig.gain(r) is not None for r in (row, soup, none)):
-                trios.append((row, soup, none))  # (no gain: not evaluated on its task)
-    if not trios:
+    stage, degenerate = tradeoff.trios(fig, STAGE_SLERP, SOUP), tradeoff.trios(fig, SLERP, SOUP)
+    found = stage or degenerate
+    if not found:
         return title, "not tested by this run", [
             "needs an LLM trained with an adapter and merged with `slerp` and `soup`"]
-
-    def gain(row: Row) -> Estimate:  # never None here: each trio has its gains
-        return fig.gain(row) or Estimate(math.nan)
-
-    def balance(row: Row) -> Estimate:
-        return fig.balance(row) or Estimate(math.nan)
-
-    def avg(f: Callable[[tuple[Row, Row, Row]], Estimate]) -> Estimate:
-        return mean_of([f(t) for t in trios])
-
-    cka_s = [t[0].cka for t in trios if t[0].cka]
-    cka_n = [t[2].cka for t in trios if t[2].cka]
-    kept = avg(lambda t: gain(t[0]) - gain(t[2]).scaled(0.5))
-    vs_soup = avg(lambda t: balance(t[0]) - balance(t[1]))
-    vs_none = avg(lambda t: balance(t[0]) - balance(t[2]))
-    gain_s, gain_n = avg(lambda t: gain(t[0])), avg(lambda t: gain(t[2]))
-    signs = [kept.sign(), vs_soup.sign(), vs_none.sign()]
-    seeds = Figures.seeds_of([r for t in trios for r in t])
-    named: list[tuple[str, Detectable | None]] = [
-        ("gain kept over half", detectable(kept, seeds)),
-        ("balance vs soup", detectable(vs_soup, seeds)),
-        ("balance vs unmerged", detectable(vs_none, seeds))]
-    lines = []
-    if cka_s and len(cka_s) == len(cka_n):
-        s = [float(np.mean([c[i] for c in cka_s])) for i in range(3)]
-        n = [float(np.mean([c[i] for c in cka_n])) for i in range(3)]
-        signs.append(1 if s[1] > n[2] else -1 if s[2] < n[1] else 0)
-        # CKA's half-sample intervals are not paired draws: SE from both intervals
-        named.append(("CKA vs unmerged", detectable_se(math.hypot(
-            interval_se(s[1], s[2]), interval_se(n[1], n[2])), seeds)))
-        lines.append(f"structure: CKA to the base, SLERP {s[0]:.3f} [{s[1]:.2f}, {s[2]:.2f}]"
-                     f" vs unmerged {n[0]:.3f} [{n[1]:.2f}, {n[2]:.2f}]")
-    ratio = gain_s.value / gain_n.value if gain_n.value else math.nan
-    lines += [f"task gain kept: SLERP {fmt_est(gain_s, signed=True)} vs unmerged "
-              f"{fmt_est(gain_n, signed=True)} ({ratio:.0%} kept; \"most\" = over half: "
-              f"SLERP gain − half the unmerged gain {fmt_est(kept, signed=True)})",
-              f"balance, SLERP − soup: {fmt_est(vs_soup, signed=True)}",
-              f"balance, SLERP − unmerged: {fmt_est(vs_none, signed=True)}"]
-    controls = []
-    for slerp_row, _, _ in trios:
-        wanted = slerp_row.roles.get("control")
-        control = next((r for r in _same_run(fig, slerp_row)
-                        if wanted and r.merged and r.merge == wanted), None)
-        if control is not None:
-            controls.append(balance(slerp_row) - balance(control))
-    if len(controls) == len(trios):  # context, not part of the verdict
-        lines.append(f"balance, SLERP − its {md(trios[0][0].roles.get('control'))} control at the "
-                     f"same t: {fmt_est(mean_of(controls), signed=True)} (zero when every "
-                     "tensor fell back to linear: that SLERP *is* the linear merge)")
-    lines += [power.line(named, seeds),
-              f"over {len(trios)} LLM training run(s); mean over them"]
-    return title, judged(signs, [p for _, p in named], seeds), lines + one_seed(
-        [r for t in trios for r in t])
+    single, lines, _ = tradeoff.compare(fig, found, SOUP)
+    lines += one_seed([r for t in found for r in t])
+    if not stage and across is None:  # a run from before the stage SLERP: as it was
+        return title, single.text, lines
+    label = STAGE_SLERP if stage else SLERP
+    fell = tradeoff.fallback(stats or {}, found)
+    head = (f"**single-task, on `{md(label)}`** ({ENDPOINTS[label]}; linear fallback "
+            f"{'n/a' if fell is None else f'{fell:.2f}'}): **{single.text}**")
+    out = [head] + [f"single-task, {line}" for line in lines]
+    verdict = single
+    if across is not None:
+        verdict = single + across[1]
+        out = ["the verdict is that of the single-task and the cross-task comparisons together: "
+               "supported when every one goes the claimed way, not supported when one goes the "
+               "other way, inconclusive otherwise"] + out
+        out += [f"**{across[0]}: {across[1].text}**"] + across[2]
+    if stage and degenerate:
+        _, _, diffs = tradeoff.compare(fig, degenerate, SOUP)
+        fell = tradeoff.fallback(stats or {}, degenerate)
+        out.append(f"degenerate case, not in the verdict: `{SLERP}` ({ENDPOINTS[SLERP]}; linear "
+                   f"fallback {'n/a' if fell is None else f'{fell:.2f}'}, its endpoints so "
+                   "nearly parallel that it is mostly the linear merge): balance SLERP − "
+                   + ", SLERP − ".join(f"{k} {fmt_est(e, signed=True)}"
+                                       for k, e in diffs.items()))
+    return title, verdict.text, out

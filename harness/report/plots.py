@@ -204,7 +204,7 @@ def _projection(fig_data: Figures, load: Loader) -> Figure | None:
             P = Z @ vt[:2].T
             P = P * np.sign(P[np.abs(P).argmax(axis=0), range(2)])  # a fixed orientation
             ax.scatter(P[:, 0], P[:, 1], c=y, cmap="tab10", s=9, vmin=0, vmax=9)
-            ax.set_title(title, fontsize=9)
+            ax.set_title(plain(title.replace(":", "\n", 1)), fontsize=9)  # a long label wraps
             ax.set_xticks([])
             ax.set_yticks([])
         fig.suptitle(plain(f"{lora.encoder} + {lora.adapter}@{lora.train_task}: PCA of the "
