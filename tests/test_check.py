@@ -219,7 +219,8 @@ def test_every_builtin_passes_without_pretrained(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out.splitlines()
     assert not [line for line in out if line.startswith("FAIL")]
     skipped = [line.split()[2] for line in out if line.startswith("skip")]
-    assert set(skipped) == {"hf", "minilm", "smollm2"}  # pretrained, and a model= to give
+    # pretrained, and a model= to give
+    assert set(skipped) == {"hf", "minilm", "paraphrase-minilm", "smollm2"}
     assert "loads pretrained weights; check it with --pretrained" in "\n".join(out)
 
 
