@@ -17,6 +17,7 @@ from harness import audit, keys, ray_executor
 from harness.analysis import analyse
 from harness.api import HarnessError
 from harness.backfill import backfill
+from harness.claim_sample import analyse_claims, check_claim_samples
 from harness.learnability import analyse_fits
 from harness.plan import Plan, plan_request
 from harness.provenance import provenance
@@ -176,6 +177,7 @@ def execute(registry: Registry, request: Request, options: Options,
     # a Ray run settles each encoder's precision=auto here, for every node: one precision
     plan = plan_request(registry, request, settle_device(device)
                         if options.executor == "ray" else device)
+    check_claim_samples(plan)  # a sampler short of claim 1's rows: a usage error, before work
     store = Store(options.store)  # validated before anything is printed: errors stay one line
     try:
         return _execute(registry, request, options, say, progress, plan, store, device)
@@ -225,6 +227,7 @@ def _execute(registry: Registry, request: Request, options: Options,
             for what, error, trace in analyse(plan, store, run_id):  # tasks whose labels broke
                 outcome.summary.fault(what, error, trace)
             analyse_fits(plan, store, run_id)
+            analyse_claims(plan, store, run_id)
     store.finish_run(run_id, _now())
     with stage("report"):
         leaderboard.write(store, outcome.leaderboard, plan.profile.name, plan.seed,

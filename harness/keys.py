@@ -71,6 +71,23 @@ def fit_embedding_key(variant: Any, task: Task, plan: Any) -> str:
     return embedding_key(variant.key, fit_key(task, plan.profile, plan.seed, RULE))
 
 
+#: the version of ``samples.claim_sample``'s draw, in its key: a change re-embeds those samples
+CLAIM_SAMPLE = 1
+
+
+def claim_key(task: Task, profile: Profile, seed: int) -> str:
+    """The key of a compositional task's larger sample for claim 1 (``samples.claim_sample``:
+    ``Profile.claim_rows`` sequences embedded by the base models of pretrained encoders)."""
+    return content_hash("claim", CLAIM_SAMPLE, identity(task), profile.claim_rows, seed)
+
+
+def claim_values_key(variant: str, claim: str, metric: str) -> str:
+    """Where a base model's per-row values of a metric (its label) on a claim sample
+    (``claim_key``) are stored: an (n, 1) array beside the embeddings, which the report's
+    paired bootstrap reads."""
+    return content_hash("claim-rows", variant, claim, metric)
+
+
 def pool_key(eval_keys: list[str]) -> str:
     """The key of a run's evaluation pool (its tasks' eval samples, in order)."""
     return content_hash("pool", eval_keys)
@@ -92,7 +109,8 @@ def base_key(encoder: Encoder) -> str:
 
 
 #: Profile fields that do not change what a training run computes (added after keys froze)
-NOT_TRAINING = ("audit_draws", "seeds", "efficient_seeds", "held_out", "replicates")
+NOT_TRAINING = ("audit_draws", "seeds", "efficient_seeds", "held_out", "replicates",
+                "claim_rows")
 
 
 def profile_fields(profile: Profile) -> dict[str, Any]:

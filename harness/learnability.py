@@ -4,7 +4,7 @@ A fine-tune's *gain* on its train task is scored twice: on the task's eval sampl
 gain: what it learned that carries to sequences it never saw) and on its *fit sample*
 (``samples.fit_sample``: eval-sample sized, drawn from the sequences it trained on). The run
 embeds every unmerged single-task fine-tune's fit sample and, once per task, its base's
-(``fit_tasks``, ``harness.run``); the analysis stage scores both with every metric of the run
+(``fit_tasks``, ``harness.extras``); the analysis stage scores both with every metric of the run
 that has per-row values and stores the paired gain with its 95% bootstrap interval
 (``analyses`` rows of kind ``fit``, on the fit sample's key).
 
@@ -94,7 +94,7 @@ def analyse_fits(plan: Plan, store: Store, run_id: int) -> None:
         rows = []
         with one_blas_thread():
             for metric in plan.metrics:
-                mine, theirs = _per_row(metric, X, y, pool), _per_row(metric, B, y, pool)
+                mine, theirs = per_row(metric, X, y, pool), per_row(metric, B, y, pool)
                 if mine is None or theirs is None:
                     continue
                 sign = 1.0 if metric.higher_is_better else -1.0
@@ -106,9 +106,10 @@ def analyse_fits(plan: Plan, store: Store, run_id: int) -> None:
                            run_id, rows)
 
 
-def _per_row(metric: Metric, X: np.ndarray, y: np.ndarray, pool: str) -> np.ndarray | None:
-    """A metric's per-row values on a fit sample (None: it has none, or it raised: its eval
-    cells say why)."""
+def per_row(metric: Metric, X: np.ndarray, y: np.ndarray, pool: str) -> np.ndarray | None:
+    """A metric's per-row values on a sample beside the eval pool (a fit sample, claim 1's
+    larger sample) keyed ``pool``, seeded by it and the metric alone, so that every variant's
+    values on it are paired (None: it has none, or it raised: its eval cells say why)."""
     rng = np.random.default_rng(keys.metric_seed(pool, keys.metric_key(metric)))
     try:
         per = metric.per_sample(X, y, rng)

@@ -32,6 +32,16 @@ class Profile:
     #: draws of a random merge (``Merge.replicates``) left at its default seed; 0:
     #: ``harness.api.REPLICATES``
     replicates: int = 0
+    #: sequences per compositional eval task that the base models of pretrained encoders are
+    #: also scored on for claim 1 (``harness.claim_sample``): base models have no training
+    #: seeds, so only rows power that comparison, and more eval rows for every variant would
+    #: multiply the grid's embedding cost. 0 (or not above ``eval_size``): nothing extra
+    claim_rows: int = 0
+
+    @property
+    def claim_extra(self) -> bool:
+        """Whether the base models embed claim 1's larger sample (``claim_rows``)."""
+        return self.claim_rows > self.eval_size
 
     @property
     def held_out_size(self) -> int:
@@ -50,7 +60,7 @@ class Profile:
                      "seeds"):
             if getattr(self, attr) < 1:
                 raise HarnessError(f"profile {self.name}: {attr} must be >= 1")
-        for attr in ("efficient_seeds", "held_out", "replicates"):
+        for attr in ("efficient_seeds", "held_out", "replicates", "claim_rows"):
             if getattr(self, attr) < 0:
                 raise HarnessError(f"profile {self.name}: {attr} must be >= 0")
 
@@ -60,9 +70,11 @@ PROFILES: dict[str, Profile] = {
                      max_train_steps=8, audit_draws=1_000),
     # sized so that `make run` (3 encoders incl. SmolLM2-135M) fits a 2-core CPU
     # held_out and replicates: what lets the cross-task track of `make run` fit its budget;
-    # two seeds, so that every interval holds between-run variance (a t over two runs: wide)
+    # two seeds, so that every interval holds between-run variance (a t over two runs: wide);
+    # claim_rows: 600 rows take claim 1's detectable difference from 0.115 (100 rows) to about
+    # 0.115 * sqrt(100 / 600) = 0.047, below power.TARGET (0.05)
     "quick": Profile("quick", train_size=320, eval_size=100, epochs=2, batch_size=16, stages=3,
-                     max_train_steps=40, seeds=2, held_out=50, replicates=2),
+                     max_train_steps=40, seeds=2, held_out=50, replicates=2, claim_rows=600),
     "paper": Profile("paper", train_size=4000, eval_size=1000, epochs=5, batch_size=64,
                      stages=5, max_train_steps=3000, seeds=3),
 }

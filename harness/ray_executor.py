@@ -22,7 +22,7 @@ import numpy as np
 
 from harness import keys
 from harness.api import HarnessError
-from harness.learnability import fit_tasks
+from harness.extras import extra_samples
 from harness.plan import Cell, Plan, Variant, plan_request
 from harness.registry import load_registry
 from harness.run import FailFast, Runner, pick_device
@@ -100,7 +100,7 @@ def run_job(spec: dict[str, Any], variant_keys: list[str], stored: dict[str, lis
                            "same harness and plugins on every node")
     store = JobStore(spec["store"], stored)
     runner = Runner(subplan(plan, variant_keys), store, spec["run_id"], device,
-                    spec["fail_fast"], fits=fit_tasks(plan))
+                    spec["fail_fast"], extras=extra_samples(plan))
     stopped = None
     try:
         runner.run()  # what the driver saw stored is reused here too

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from harness import keys
-from harness.api import Backbone, HarnessError, Task
-from harness.learnability import fit_tasks
+from harness.api import Backbone, HarnessError
+from harness.extras import Extra, extra_samples
 from harness.params import label
 from harness.plan import Cell, Plan, Variant
-from harness.samples import eval_sample, fit_sample
+from harness.samples import eval_sample
 from harness.scoring import Metrics, MetricsRaised, checked_backbone, checked_embeddings
 from harness.store.faults import is_machine_fault
 from harness.store.records import RunStore
@@ -97,7 +97,7 @@ def describe(variant: Variant) -> str:
 class Runner:
     def __init__(self, plan: Plan, store: RunStore, run_id: int, device: str = "cpu",
                  fail_fast: bool = False, advance: Callable[[int], None] = lambda n: None,
-                 fits: dict[str, list[Task]] | None = None):
+                 extras: dict[str, list[Extra]] | None = None):
         self.plan, self.store, self.run_id, self.device = plan, store, run_id, device
         self.fail_fast, self.advance = fail_fast, advance
         self.summary = Summary()
@@ -110,11 +110,9 @@ class Runner:
         self.where = (plan.profile.name, plan.seed, run_id)
         self.stored: dict[str, set[str]] = {}  # cell -> metric keys already in the store
         self._merges: dict[str, bool] = {}  # merged variant -> its statistics are stored
-        #: variant -> the train tasks whose fit samples it embeds (``fit_tasks`` of the whole
-        #: plan, which a Ray job's part of it passes: a base's job holds no fine-tune)
-        self.fits = fit_tasks(plan) if fits is None else fits
-        self.fit_samples = {t.name: fit_sample(t, plan.profile, plan.seed)
-                            for ts in self.fits.values() for t in ts}
+        #: variant -> the samples it embeds beside its cells (fit samples, claim 1's larger
+        #: sample: ``extra_samples`` of the whole plan, which a Ray job's part of it passes)
+        self.extras = extra_samples(plan) if extras is None else extras
 
     def run(self) -> Summary:
         self.run_cells(self.pending())
@@ -138,16 +136,16 @@ class Runner:
                 self.advance(1)
             else:
                 todo.setdefault(cell.variant.key, []).append(cell)
-        for variant in self.plan.variants:  # its cells stored, its fit samples not
-            if self._fits_missing(variant):
+        for variant in self.plan.variants:  # its cells stored, its extra samples not
+            if self._extras_missing(variant):
                 todo.setdefault(variant.key, [])
         return todo
 
-    def _fits_missing(self, variant: Variant) -> list[str]:
-        """The train tasks whose fit-sample embeddings ``variant`` should have and has not."""
-        return [t.name for t in self.fits.get(variant.key, [])
-                if self.store.load_embeddings(keys.fit_embedding_key(variant, t, self.plan),
-                                              len(self.fit_samples[t.name])) is None]
+    def _extras_missing(self, variant: Variant) -> list[Extra]:
+        """The extra samples (``harness.extras``) whose embeddings ``variant`` should have and
+        has not."""
+        return [x for x in self.extras.get(variant.key, []) if self.store.load_embeddings(
+            keys.embedding_key(variant.key, x.key), len(x.seqs)) is None]
 
     def merge_known(self, variant: Variant) -> bool:
         """Whether what a merged variant's merge reported about itself is stored: its artifact
@@ -208,8 +206,8 @@ class Runner:
                 missing.append(cell)
             else:
                 out[cell.task.name] = cached
-        fits = self._fits_missing(variant)
-        if missing or fits or not self.merge_known(variant):
+        extras = self._extras_missing(variant)
+        if missing or extras or not self.merge_known(variant):
             backbone = get_backbone()
             with self.weights.applied(backbone, variant) as weights:
                 # variants whose merged weights are equal (SLERP falling back to linear, t=0
@@ -223,10 +221,10 @@ class Runner:
                 for name, part in self._embed(variant, backbone, todo_names, self.samples):
                     self.store.save_embeddings(shared[name], part)
                     found[name] = part
-                by_name = {t.name: t for t in self.fits.get(variant.key, [])}
-                for name, part in self._embed(variant, backbone, fits, self.fit_samples):
-                    self.store.save_embeddings(keys.fit_embedding_key(
-                        variant, by_name[name], self.plan), part)
+                for kind in dict.fromkeys(x.kind for x in extras):  # a call per kind
+                    same = {x.key: x.seqs for x in extras if x.kind == kind}
+                    for key, part in self._embed(variant, backbone, list(same), same):
+                        self.store.save_embeddings(keys.embedding_key(variant.key, key), part)
                 for cell in missing:
                     X = found[cell.task.name]
                     assert X is not None

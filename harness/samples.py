@@ -21,11 +21,22 @@ MAX_REPEATS = 0.1
 
 
 def eval_sample(task: Task, profile: Profile, seed: int) -> list[Sequence]:
-    seqs = draw(task, profile.eval_size,
-                random.Random(keys.sample_seed(seed, "eval", task.name)))
+    return _few_repeats(task, "eval", draw(task, profile.eval_size, random.Random(
+        keys.sample_seed(seed, "eval", task.name))))
+
+
+def claim_sample(task: Task, profile: Profile, seed: int) -> list[Sequence]:
+    """A compositional task's larger sample for claim 1 (``Profile.claim_rows`` sequences,
+    balanced, from a stream of its own): only base models embed it (``harness.claim_sample``),
+    none of which trained, so it need not be disjoint from any train sample."""
+    return _few_repeats(task, "claim", draw(task, profile.claim_rows, random.Random(
+        keys.sample_seed(seed, "claim", task.name))))
+
+
+def _few_repeats(task: Task, what: str, seqs: list[Sequence]) -> list[Sequence]:
     distinct = len(set(seqs))
     if len(seqs) - distinct > MAX_REPEATS * len(seqs):
-        raise HarnessError(f"task {task.name!r}: its eval sample of {len(seqs)} holds "
+        raise HarnessError(f"task {task.name!r}: its {what} sample of {len(seqs)} holds "
                            f"{distinct} distinct sequences (at most {MAX_REPEATS:.0%} may "
                            "repeat; its intervals would be too narrow); fix the task's "
                            "sampler to draw distinct sequences")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.report import power, tradeoff
+from harness.report import claim_rows, power, tradeoff
 from harness.report.chance import is_accuracy
 from harness.report.figures import Figures, Judged, fmt_est, fmt_power, judged
 from harness.report.rows import Row
@@ -81,17 +81,22 @@ def claim1(fig: Figures, compositional: set[str]) -> tuple[str, str, list[str]]:
     if not (comp and metric and llm and other):
         return title, "not tested by this run", [
             "needs an LLM base, a pretrained non-LLM base and a compositional eval task"]
-    lines, signs, powers = [], [], []
+    lines, signs, powers, used = [], [], [], []
     for a in llm:
         for b in other:
-            diff = (fig.over(a, comp, metric) - fig.over(b, comp, metric)).scaled(
-                fig.direction(metric))
+            # the larger sample where both bases have it (``claim_rows``), else the eval rows
+            found = claim_rows.difference(fig, a, b, comp, metric)
+            diff = found[0] if found else (fig.over(a, comp, metric) - fig.over(
+                b, comp, metric)).scaled(fig.direction(metric))
+            used.append(found[1] if found else None)
             signs.append(diff.sign())
             powers.append(detectable(diff))  # base models: the eval rows alone
+            rows = f"; {found[1]} {power.LARGER}" if found else ""
             lines.append(f"{md(a.encoder)} − {md(b.encoder)}, base models, mean "
                          f"`{md(metric)}` over {', '.join(map(md, comp))}: "
-                         f"{fmt_est(diff, signed=True)} (detectable: {fmt_power(powers[-1])})")
-    lines.append(power.base_models(fig, comp, metric, powers))
+                         f"{fmt_est(diff, signed=True)} (detectable: {fmt_power(powers[-1])}"
+                         f"{rows})")
+    lines.append(power.base_models(fig, comp, metric, powers, used))
     if is_accuracy(metric) and (chance := power.chance_line(fig, comp)):
         lines.append(f"`{md(metric)}` {chance}")
     return title, judged(signs, powers), lines

@@ -20,6 +20,8 @@ from harness.store.queries import Draws
 
 #: the effect claim 1 should be able to detect; above it the page says the eval rows are few
 TARGET = 0.05
+#: what claim 1's lines say of the rows of its larger sample (``harness.claim_sample``)
+LARGER = "eval rows per compositional task, base models only"
 
 
 def method(seeds: int) -> str:
@@ -52,22 +54,29 @@ def eval_rows(fig: Figures, tasks: list[str], metric: str) -> list[int]:
 
 
 def base_models(fig: Figures, tasks: list[str], metric: str,
-                powers: list[Detectable | None]) -> str:
-    """Claim 1's power: base models have no training seeds, so only eval rows power it."""
+                powers: list[Detectable | None], used: list[int | None] | None = None) -> str:
+    """Claim 1's power: base models have no training seeds, so only eval rows power it.
+    ``used``: per comparison, the rows per task of claim 1's larger sample where it came from
+    that sample (``Profile.claim_rows``), else None (the eval sample's)."""
     rows = eval_rows(fig, tasks, metric)
-    shown = [p for p in powers if p is not None]
+    shown = [(p, n) for p, n in zip(powers, used or [None] * len(powers), strict=True)
+             if p is not None]
     sizes = sorted({test_size(fig.chance.get(t), scored(fig.rows, t, metric)) for t in tasks}
                    - {"n/a"})
     size = " / ".join(sizes) if sizes else (f"{min(rows)}–{max(rows)}" if rows else "n/a")
     if not shown:
         return (f"power: n/a (no bootstrap draws of `{md(metric)}`); {size} eval rows per "
                 "compositional task")
-    worst = max(shown, key=lambda p: p.effect)
+    worst, larger = max(shown, key=lambda pair: pair[0].effect)
+    where = (f"{size} eval rows per compositional task" if larger is None else
+             f"{larger} {LARGER} (the profile's `claim_rows`; every variant's eval sample "
+             f"has {size})")
     text = (f"power: base models have no training seeds, so only the eval rows power this "
-            f"comparison, {size} eval rows per compositional task: it could detect a difference "
+            f"comparison, {where}: it could detect a difference "
             f"of {worst.effect:.3f} or more (95% two-sided, 80% power; {worst.how()})")
     if worst.effect > TARGET:
-        need = f"about {math.ceil(max(rows) * (worst.effect / TARGET) ** 2)}" if rows else "more"
+        now = larger if larger is not None else max(rows) if rows else None
+        need = f"about {math.ceil(now * (worst.effect / TARGET) ** 2)}" if now else "more"
         text += (f"; above {TARGET}: the compositional tasks need more eval rows ({need} eval "
                  f"rows each for {TARGET}, as the SE shrinks with 1/√rows)")
     return text

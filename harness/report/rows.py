@@ -12,8 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from harness import keys
 from harness.reference import NONE
 from harness.store.records import AnalysisRecord, ResultsReader, ScoreRecord, VariantRecord
+
+#: the analyses of claim 1's larger sample (``harness.claim_sample`` writes them): a base's mean
+#: on it with its interval, and its rows, whose per-row values are kept beside the embeddings
+CLAIM, CLAIM_ROWS = "claim", "claim-rows"
 
 
 @dataclass
@@ -42,6 +47,9 @@ class Row:
     #: metric -> (gain, low, high) on the train task's fit sample, one per seed
     #: (``harness.learnability``)
     fit: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)
+    #: (task, metric) -> (sample key, per-row values) on a compositional task's larger sample
+    #: for claim 1, base models only (``harness.claim_sample``)
+    claim: dict[tuple[str, str], tuple[str, np.ndarray]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -149,16 +157,22 @@ def _add_analyses(store: ResultsReader, profile: str, seed: int, by_variant: dic
     cka: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     enc: dict[tuple[str, str], list[float]] = defaultdict(list)
     fits: dict[tuple[str, str], AnalysisRecord] = {}  # the latest run's (its fit sample's)
+    claims: dict[tuple[str, str, str], AnalysisRecord] = {}  # the latest run's, per task
     for a in store.analyses(profile, seed):
         if a.kind == "fit" and a.variant in by_variant:  # on its train task's fit sample
             if (a.variant, a.name) not in fits or a.run_id > fits[(a.variant, a.name)].run_id:
                 fits[(a.variant, a.name)] = a
             continue
+        if a.kind == CLAIM_ROWS and a.variant in by_variant and a.tasks:
+            at = (a.variant, a.tasks[0], a.name)
+            if at not in claims or a.run_id > claims[at].run_id:
+                claims[at] = a
+            continue
         if a.variant not in by_variant or json.dumps(sorted(a.tasks)) != task_set:
             continue  # analysed on another pool than the one shown
         if a.kind == "cka":
             cka[a.variant].append((a.value, a.lo, a.hi))
-        else:
+        elif a.kind == "encoded":
             enc[(a.variant, a.name)].append(a.value)
     for variant, row in by_variant.items():
         if variant in cka and row.cka is None:
@@ -168,6 +182,11 @@ def _add_analyses(store: ResultsReader, profile: str, seed: int, by_variant: dic
                        statistics.fmean(c[2] for c in found))
     for (variant, name), a in sorted(fits.items()):
         by_variant[variant].fit.setdefault(name, []).append((a.value, a.lo, a.hi))
+    for (variant, task, name), a in sorted(claims.items()):  # its per-row values, if kept
+        kept = store.load_embeddings(keys.claim_values_key(variant, a.pool, name),
+                                     int(a.value)) if a.value >= 1 else None
+        if kept is not None:
+            by_variant[variant].claim[(task, name)] = (a.pool, kept[:, 0].astype(np.float64))
     for (variant, name), values in enc.items():
         by_variant[variant].encoded.setdefault(name, values[0])
 
