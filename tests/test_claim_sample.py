@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from harness import keys
 from harness.api import PROFILES
@@ -201,7 +202,11 @@ def test_a_ray_job_embeds_the_claim_sample_of_its_base(tmp_path: Path, more_rows
     spec = job_spec(request, str(tmp_path / "S"), "cpu", False, [PLUGIN], 1,
                     {"threads": 1, "gpus": 0}, plan.pins)
     base = next(v for v in plan.variants if v.adapter is None and v.encoder.name == "tiny-bert")
-    result = run_job(spec, [base.key], {})
+    threads = torch.get_num_threads()
+    try:  # run in this process, the job sets torch's threads for it: put them back for the
+        result = run_job(spec, [base.key], {})  # later tests (a run's floats depend on them)
+    finally:
+        torch.set_num_threads(threads)
     assert result["failed"] == 0 and result["computed"] == 2  # its cells: parity, sum-parity
     task = next(t for t in plan.tasks if t.name == "sum-parity")
     key = keys.embedding_key(base.key, keys.claim_key(task, plan.profile, 0))
