@@ -18,8 +18,8 @@ class Component:
     #: in the default grid (``harness run --all`` and kinds not named); off for components that
     #: need a parameter to run or that the default grid leaves out to keep its time budget
     in_all: ClassVar[bool] = True
-    #: with ``in_all``, parameter sets the default grid also runs beside the defaults, each as
-    #: on the command line after ``name:`` (``"between=checkpoints"``). Empty: the defaults only
+    #: parameter sets the default grid runs (beside the defaults where ``in_all``), each as on
+    #: the command line after ``name:`` (``"between=checkpoints"``). Empty: none
     also_in_all: ClassVar[tuple[str, ...]] = ()
     #: parameters added after results of this component were stored: left out of its content
     #: keys while they hold their default, so those results stay valid (collected over the

@@ -69,12 +69,13 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", train_size=48, eval_size=40, epochs=2, batch_size=16, stages=2,
                      max_train_steps=8, audit_draws=1_000),
     # sized so that `make run` (3 encoders incl. SmolLM2-135M) fits a 2-core CPU
-    # held_out and replicates: what lets the cross-task track of `make run` fit its budget;
+    # held_out and replicates: what lets the cross-task track of `make run` fit its budget
+    # (one DARE draw a seed since #32's stage SLERP: the FLOP floor within 2.5x the grid before);
     # two seeds, so that every interval holds between-run variance (a t over two runs: wide);
     # claim_rows: 600 rows take claim 1's detectable difference from 0.115 (100 rows) to about
     # 0.115 * sqrt(100 / 600) = 0.047, below power.TARGET (0.05)
     "quick": Profile("quick", train_size=320, eval_size=100, epochs=2, batch_size=16, stages=3,
-                     max_train_steps=40, seeds=2, held_out=50, replicates=2, claim_rows=600),
+                     max_train_steps=40, seeds=2, held_out=50, replicates=1, claim_rows=600),
     "paper": Profile("paper", train_size=4000, eval_size=1000, epochs=5, batch_size=64,
                      stages=5, max_train_steps=3000, seeds=3),
 }

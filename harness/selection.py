@@ -82,8 +82,8 @@ def _over(merge: Merge) -> str:
 
 
 def select(reg: Registry, request: Request) -> Selection:
-    """A kind not named takes every component of that kind marked ``in_all`` (and its
-    ``also_in_all`` parameter sets); with ``--all`` and no merge named, or a cross-task merge
+    """A kind not named takes every component of that kind marked ``in_all`` and every
+    ``also_in_all`` parameter set; with ``--all`` and no merge named, or a cross-task merge
     named, the comparators across tasks too."""
     given = {kind: getattr(request, kind) for kind in KINDS}
     if not request.all and not any(given.values()):
@@ -98,7 +98,7 @@ def select(reg: Registry, request: Request) -> Selection:
                             sorted(reg.components[kind].items()) if cls.in_all]
             chosen[kind] += instances(reg, kind, [
                 f"{name}:{params}" for name, cls in sorted(reg.components[kind].items())
-                if cls.in_all for params in getattr(cls, "also_in_all", ())])
+                for params in getattr(cls, "also_in_all", ())])
     if request.all and (not given["merges"] or any(
             _over(m) == "tasks" for m in chosen["merges"])):
         # --all merges across tasks with the ranking's comparators; a cross-task merge named

@@ -29,7 +29,10 @@ class Linear(Merge):
     identity_on_one: ClassVar[bool] = False
     interpolates: ClassVar[str] = "t"
     added_params: ClassVar[tuple[str, ...]] = ("between",)
-    #: the default grid also runs the control of its stage SLERP (``Slerp.also_in_all``)
+    #: the default grid runs only the control of its stage SLERP (``Slerp.also_in_all``): the
+    #: base-final linear is the base-final SLERP on every SmolLM2 tensor (its fallback), and
+    #: leaving it to ``--merge linear`` keeps the grid's FLOP floor within its budget (#32)
+    in_all: ClassVar[bool] = False
     also_in_all: ClassVar[tuple[str, ...]] = ("between=checkpoints",)
     t: float = field(default=0.5, metadata={"help": "0 = first endpoint, 1 = second"})
     between: Literal["base-final", "checkpoints"] = field(default="base-final", metadata={

@@ -198,9 +198,10 @@ def test_linear_between_checkpoints_is_the_stage_slerps_control() -> None:
 
 def test_the_default_grid_runs_the_stage_slerp_and_its_control(registry: Registry) -> None:
     labels = [label(m) for m in select(registry, Request(all=True)).merges]
-    for wanted in ("slerp", "linear", "slerp:between=checkpoints,space=task-vectors",
+    for wanted in ("slerp", "slerp:between=checkpoints,space=task-vectors",
                    "linear:between=checkpoints", "slerp:over=tasks"):
         assert labels.count(wanted) == 1, (wanted, labels)
+    assert "linear" not in labels  # in_all = False: its stage parameter set alone
     # a merge named on the command line runs as named: no parameter sets added
     assert [label(m) for m in select(registry, Request(merges=["slerp"])).merges] == ["slerp"]
 
