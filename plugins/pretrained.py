@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -80,9 +80,7 @@ def converted_smollm2() -> Path:
     with _no_gguf_progress_bar():
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModel.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".smollm2-"))
-    try:
+    def write(tmp: Path) -> None:
         # save_pretrained refuses a model loaded from GGUF (marked quantized), although its
         # tensors are plain fp32 by now: write the config and the tensors ourselves.
         config = model.config.to_dict()
@@ -91,8 +89,19 @@ def converted_smollm2() -> Path:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()},
                   str(tmp / "model.safetensors"), metadata={"format": "pt"})
         tokenizer.save_pretrained(str(tmp))
+
+    return written_whole(target, write)
+
+
+def written_whole(target: Path, write: Callable[[Path], None]) -> Path:
+    """``target``, a model folder that ``write`` fills in a temporary folder beside it, moved
+    into place in one step: it appears whole or not at all (a concurrent conversion may win)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        write(tmp)
         try:
-            os.replace(tmp, target)  # the folder appears whole or not at all
+            os.replace(tmp, target)
         except OSError:
             if not (target / "model.safetensors").is_file():
                 raise  # not a concurrent conversion winning the race
