@@ -20,6 +20,14 @@ from harness.errors import HarnessError, MetricUndefined
 from harness.merges import REPLICATES, Merge, Merged, Over, PooledMerge, Scorer
 from harness.profiles import PROFILES, Profile
 from harness.sampling import balanced_sample
+from harness.tuning import (
+    DENSITIES,
+    SCALES,
+    TunedMerge,
+    canonical_order,
+    coefficients,
+    task_vectors,
+)
 
 if TYPE_CHECKING:  # torch is heavy; the core imports it only where it runs models
     import torch
@@ -28,10 +36,11 @@ Sequence = tuple[int, ...]
 Family = Literal["non-llm", "llm"]
 KINDS = ("encoders", "adapters", "merges", "tasks", "metrics")
 
-__all__ = ["KINDS", "PROFILES", "Adapter", "Backbone", "Checkpoint", "Component", "Encoder",
-           "Family", "HarnessError", "Merge", "Merged", "Metric", "MetricUndefined", "Over",
-           "PooledMerge", "Profile", "REPLICATES", "Scorer", "Sequence", "Task",
-           "balanced_sample", "render"]
+__all__ = ["DENSITIES", "KINDS", "PROFILES", "SCALES", "Adapter", "Backbone", "Checkpoint",
+           "Component", "Encoder", "Family", "HarnessError", "Merge", "Merged", "Metric",
+           "MetricUndefined", "Over", "PooledMerge", "Profile", "REPLICATES", "Scorer", "Sequence",
+           "Task", "TunedMerge", "balanced_sample", "canonical_order", "coefficients", "render",
+           "task_vectors"]
 
 
 # ---------------------------------------------------------------------------------------- tasks

@@ -80,6 +80,7 @@ def build_parser() -> Parser:
                      f"for any other run STORE{BESIDE}, beside the store)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failed cell")
+    run.add_argument("--rank-by", default=None, metavar="METRIC", help=RANK_BY)
     run.add_argument("--timing", action="store_true", help="say where the wall time went "
                      "(seconds per stage) even when stderr is not a terminal")
     run.add_argument("--executor", default="local", choices=("local", "ray"),
@@ -115,6 +116,7 @@ def build_parser() -> Parser:
     board.add_argument("--out", default=None,
                        help=f"file to write (default: STORE{BESIDE}, beside the store)")
     board.add_argument("--profile", default=None, help="default: the latest run's profile")
+    board.add_argument("--rank-by", default=None, metavar="METRIC", help=RANK_BY)
 
     export = sub.add_parser("export", parents=[common],
                             help="every cell with its metadata, as CSV or JSON")
@@ -130,6 +132,9 @@ def build_parser() -> Parser:
                        help="also load and check encoders with pretrained weights (slow)")
     return parser
 
+
+RANK_BY = ("the metric the merge-method ranking ranks by, as the run labels it (e.g. "
+           "probe-accuracy; default: the primary metric, silhouette)")
 
 #: seeds are 32-bit: every random stream of the harness (torch, numpy, random) takes them
 MAX_SEED = 2**32 - 1

@@ -3,10 +3,10 @@ components, one result per component. The test suite and ``harness.testing`` run
 
 Every component of every kind is checked, ``in_all = False`` ones and ``--plugin`` modules
 included, or only those named. A component is checked with its default parameters and with each
-parameter set it declares in ``examples`` or ``also_in_all``; one whose defaults do not build
-and that declares no examples is skipped, saying so. Encoders that load pretrained weights
-(``from_scratch = False``) load only with ``pretrained``; every encoder that builds still
-answers adapters' ``supports``.
+parameter set it declares in ``examples``, ``also_in_all`` or ``also_compared``; one whose
+defaults do not build and that declares no examples is skipped, saying so. Encoders that load
+pretrained weights (``from_scratch = False``) load only with ``pretrained``; every encoder that
+builds still answers adapters' ``supports``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
-from harness import contracts
+from harness import contracts, merge_contracts
 from harness.api import KINDS, Encoder, HarnessError, Sequence, Task
 from harness.component import PluginFault
 from harness.params import expand, parse_spec
@@ -109,7 +109,7 @@ class Checker:
     def instances(self, kind: str, cls: type[Any], specs: tuple[str, ...] = ()
                   ) -> list[tuple[str, Any]] | str:
         """(spec, instance) for the given specs, or the defaults and each of ``examples`` and
-        ``also_in_all`` (what the default grid runs);
+        ``also_in_all`` and ``also_compared`` (what the default grid runs);
         a string when the defaults do not build and nothing else is declared. A spec that
         does not build raises ``ContractError``."""
         key = (kind, cls.name)
@@ -118,6 +118,8 @@ class Checker:
         out: list[tuple[str, Any]] = []
         declared = tuple(getattr(cls, "examples", ()) or ())
         declared += tuple(s for s in getattr(cls, "also_in_all", ()) or () if s not in declared)
+        declared += tuple(f"over=tasks,{s}" for s in getattr(cls, "also_compared", ()) or ()
+                          if f"over=tasks,{s}" not in declared)
         if not specs:
             try:
                 out.append(("", expand(cls, SINGULAR[kind], {})[0]))
@@ -171,7 +173,7 @@ class Checker:
             task: Task = obj
             contracts.check_task(task, [p for p in self.others if p[1] != task.name])
         elif kind == "merges":
-            contracts.check_merge(obj, at_defaults=spec == "")
+            merge_contracts.check_merge(obj, at_defaults=spec == "")
         elif kind == "metrics":
             contracts.check_metric(obj)
         elif kind == "encoders":

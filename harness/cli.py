@@ -93,7 +93,8 @@ def cmd_run(args: argparse.Namespace, reg: Registry) -> int:
     options = Options(store=args.store, out=args.out, device=args.device,
                       executor=args.executor, ray_address=args.ray_address,
                       job_cpus=args.job_cpus, job_gpus=args.job_gpus, fail_fast=args.fail_fast,
-                      plugins=[*args.top_plugin, *args.plugin], argv=sys.argv)
+                      plugins=[*args.top_plugin, *args.plugin], argv=sys.argv,
+                      rank_by=args.rank_by)
     outcome = execute(reg, request_of(args), options, _say, _progress)
     if args.executor == "ray":
         _say("ray: jobs per device: " + (", ".join(
@@ -153,7 +154,7 @@ def cmd_leaderboard(args: argparse.Namespace, reg: Registry) -> int:
         if args.profile is not None and store.latest_run(args.profile) is None:
             raise HarnessError(f"the store {args.store} has no run of profile "
                                f"{args.profile!r}; leave out --profile for its latest run's")
-        out = leaderboard.write(store, Path(args.out), args.profile)
+        out = leaderboard.write(store, Path(args.out), args.profile, rank_by=args.rank_by)
         report_damage(store, _say)
     finally:
         store.close()

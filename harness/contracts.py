@@ -2,24 +2,23 @@
 
 One function per kind raises ``ContractError`` (one line, naming what to fix) at the first
 broken rule. Where a run checks the same rule, the check calls the run's own code
-(``harness.samples.draw``, ``harness.analysis.pool_labels``, ``harness.weights.checked_merge``
-and ``checked_stats``, ``harness.scoring.checked_backbone``, ``checked_embeddings`` and
-``Metrics``), so a component that passes here passes those checks in a run. ``harness.check``
-runs these over the registry (``harness check`` and ``harness.testing``).
+(``harness.samples.draw``, ``harness.analysis.pool_labels``, ``harness.scoring.checked_backbone``,
+``checked_embeddings`` and ``Metrics``), so a component that passes here passes those checks in
+a run. ``harness.check`` runs these over the registry (``harness check`` and
+``harness.testing``); merges have theirs in ``harness.merge_contracts``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 from collections.abc import Sequence as Seq
-from typing import TYPE_CHECKING, Any, cast
+from typing import cast
 
 import numpy as np
 
 from harness.analysis import LabelFault, pool_labels
-from harness.api import Adapter, Encoder, Merge, Merged, Metric, MetricUndefined, Sequence, Task
+from harness.api import Adapter, Encoder, Merge, Metric, MetricUndefined, Sequence, Task
 from harness.plan import Variant
 from harness.samples import draw
 from harness.scoring import (
@@ -30,10 +29,6 @@ from harness.scoring import (
     number,
     numbers,
 )
-from harness.weights import checked_merge, checked_stats
-
-if TYPE_CHECKING:  # torch is heavy; imported where a check runs a model or a merge
-    import torch
 
 #: sequences a task must label (a class index or None) without raising, beside other tasks'
 EDGE_CASES: list[Sequence] = [(), (0,), (1,), (7, 7, 7), (0, 0, 0, 0), (2, 4, 8, 16),
@@ -78,96 +73,6 @@ def check_task(task: Task, others: Seq[tuple[Sequence, str]] = ()) -> None:
     except LabelFault as fault:
         raise ContractError(f"{fault}; label() is defined on any sequence (return None where "
                             "the property does not apply)") from None
-
-
-# --------------------------------------------------------------------------------------- merges
-
-
-def tensors(seed: int) -> dict[str, torch.Tensor]:
-    """Tiny weights: two float32 tensors and a bfloat16 one (a merge keeps each dtype)."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    return {"w": torch.randn(6, 4, generator=g), "b": torch.randn(4, generator=g),
-            "h": torch.randn(3, 5, generator=g).to(torch.bfloat16)}
-
-
-def _score(candidate: dict[str, torch.Tensor]) -> float:
-    """A stand-in for the held-out score a run gives merges that ask for one."""
-    return -float(sum((v.float() - 1).abs().sum() for v in candidate.values()))
-
-
-def merged(merge: Merge, base: dict[str, Any], checkpoints: list[dict[str, Any]]
-           ) -> dict[str, Any]:
-    """The merge's result, held to the run's rules (``checked_merge``: every base name, a
-    tensor of its shape; ``checked_stats``) and to its dtype, all finite."""
-    variant = _variant(merge=merge)
-    out = merge.merge(base, checkpoints, score=_score) if merge.scored_by() is not None \
-        else merge.merge(base, checkpoints)
-    if isinstance(out, Merged):
-        checked_stats(variant, out.stats)
-        out = out.tensors
-    checked_merge(variant, base, out)
-    for key, ref in base.items():
-        value = out[key]
-        if value.dtype != ref.dtype:
-            raise ContractError(f"returned dtype {value.dtype} for {key!r}, expected "
-                                f"{ref.dtype}; return each base tensor's dtype")
-        if not bool(value.float().isfinite().all()):
-            raise ContractError(f"returned NaN or inf for {key!r}")
-    return dict(out)
-
-
-def _unchanged(given: dict[str, Any], seed: int, what: str) -> None:
-    fresh = tensors(seed)
-    changed = sorted(set(given) ^ set(fresh)) or sorted(
-        k for k in fresh if not (given[k].dtype == fresh[k].dtype and given[k].equal(fresh[k])))
-    if changed:
-        raise ContractError(f"modified its input {what!r} in place (tensor {changed[0]!r}); "
-                            "leave the inputs unchanged: compute into new tensors")
-
-
-def _same(got: dict[str, Any], want: dict[str, Any], why: str) -> None:
-    import torch
-
-    for key, ref in want.items():
-        tol = max(1e-5, float(torch.finfo(ref.dtype).eps))
-        if not torch.allclose(got[key].float(), ref.float(), rtol=tol, atol=tol):
-            raise ContractError(f"{why} (tensor {key!r})")
-
-
-def check_merge(merge: Merge, at_defaults: bool = True) -> None:
-    """Ingredients declared; the result keeps every name, shape and dtype, is finite and
-    deterministic; the inputs are left unchanged; one checkpoint gives it back
-    (``identity_on_one``); and, with every other parameter at its default (``at_defaults``),
-    ``interpolates`` at 0 gives the base and at 1 the final checkpoint."""
-    over, runs = merge.ingredients()
-    if over not in ("stages", "seeds", "both", "tasks") or not isinstance(runs, int) or runs < 1:
-        raise ContractError(f"ingredients() returned {(over, runs)!r}; expected (stages, seeds, "
-                            "both or tasks, a run count >= 1)")
-    base, a, b = tensors(0), tensors(1), tensors(2)
-    out = merged(merge, base, [a, b])
-    for given, seed, what in ((base, 0, "base"), (a, 1, "checkpoints[0]"),
-                              (b, 2, "checkpoints[1]")):
-        _unchanged(given, seed, what)
-    again = merged(merge, tensors(0), [tensors(1), tensors(2)])
-    changed = sorted(k for k in out if not out[k].equal(again[k]))
-    if changed:
-        raise ContractError(f"two calls on the same inputs gave different {changed[0]!r}; a "
-                            "merge is deterministic (seed its randomness from a parameter)")
-    if merge.identity_on_one:
-        _same(merged(merge, tensors(0), [tensors(1)]), tensors(1), "with one checkpoint it does "
-              "not return that checkpoint; declare identity_on_one = False if that is intended")
-    param = merge.interpolates
-    if param and at_defaults:
-        for value, want, end in ((0.0, base, "the base"), (1.0, b, "the final checkpoint")):
-            try:
-                endpoint = dataclasses.replace(cast(Any, merge), **{param: value})
-            except (TypeError, ValueError) as err:
-                raise ContractError(f"declares interpolates={param!r} but {param}={value:g} is "
-                                    f"refused: {err}") from None
-            _same(merged(endpoint, tensors(0), [tensors(1), tensors(2)]), want,
-                  f"declares interpolates={param!r}, but {param}={value:g} does not give {end}")
 
 
 # -------------------------------------------------------------------------------------- metrics

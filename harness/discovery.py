@@ -5,6 +5,17 @@ entry point is named ``<its distribution>.<anything>``. Two distributions declar
 are a warning, never an error: the harness's own distribution loads first, then the one whose
 name the entry point starts with, then the others by distribution name; only the first loads.
 
+Plugins load in one order, which decides every tie: the core's own plugin ``harness``, the
+harness's own distribution's entry points, the other distributions' by distribution name (as
+pip compares names, then by entry point name), then ``--plugin`` files in the order given. A
+component name that two installed plugins register for one kind (two merges ``breadcrumbs``)
+is a warning, never an error: the first loaded keeps it, and the warning names every plugin
+with its distribution and the way out, ``<distribution>:<kind>:<name>``, which turns off that
+one component of that one distribution (the core's own cannot be turned off: it always stays).
+A ``--plugin`` file registering a name some plugin already has is an error, since its author
+asked for that file's component: the error names the ``<distribution>:<kind>:<name>`` that
+turns the other one off.
+
 ``HARNESS_ONLY_DISTRIBUTIONS=a,b`` loads the entry points of those distributions only (the
 test suite runs on ``numgeo-harness`` alone). ``HARNESS_DISABLE_PLUGINS=a,b`` turns off, for
 each name (every match, no error for several):
@@ -13,11 +24,16 @@ each name (every match, no error for several):
   by ``<rest>`` or a dotted prefix of that (``merges`` turns off every built-in merge);
 - every entry point of a distribution by the distribution's name (``numgeo-harness``: every
   built-in plugin; compared as pip compares names);
-- the same names prefixed ``<distribution>:`` for that distribution's entry points only, which
-  is how one of two entry points with one name is turned off;
 - a ``--plugin`` file by its stem;
 - a component by its name (``slerp``: of every kind) or ``<kind>:<name>`` (``merge:slerp``,
-  ``merges:slerp``).
+  ``merges:slerp``);
+- any of these prefixed ``<distribution>:``, for that distribution's entry points and
+  components only: ``acme-tools:merges`` is its entry point ``merges`` (how one of two entry
+  points with one name is turned off), ``acme-tools:merge:breadcrumbs`` its merge
+  ``breadcrumbs`` only (how one of two components with one name is). Component names hold no
+  ``:``, so a name with two is always a component; ``acme-tools:breadcrumbs`` turns off both
+  an entry point and a component of acme-tools so named, if it has both (every match, as for
+  an unprefixed name), and ``merge:slerp`` a distribution ``merge``'s ``slerp`` as well.
 
 The core's own plugin ``harness`` and its components cannot be turned off. A name that turns
 off nothing is a warning.
@@ -129,7 +145,8 @@ def unique(eps: list[metadata.EntryPoint]) -> list[metadata.EntryPoint]:
              f"(HARNESS_DISABLE_PLUGINS={dist}:{name} loads {distribution(rest[0])}'s instead, "
              f"HARNESS_DISABLE_PLUGINS={others} keeps {dist}'s and silences this)"
              + "".join(f"; {d} should name it '{d}.<name>'" for d in misnamed))
-    return sorted(out, key=lambda e: (normalized(distribution(e)) != BUILT_IN, e.name))
+    return sorted(out, key=lambda e: (normalized(distribution(e)) != BUILT_IN,
+                                      normalized(distribution(e)), e.name))
 
 
 class Disabled:
@@ -140,6 +157,7 @@ class Disabled:
         self.used: set[str] = set()
         self.core: set[str] = set()  # names of the core's own, which stay on
         self.offered: set[str] = set()  # every component name a plugin registered
+        self.qualified: set[str] = set()  # and each as ``<distribution>:<kind>:<name>``
 
     def _hit(self, names: set[str]) -> bool:
         hit = names & set(self.names)
@@ -157,13 +175,22 @@ class Disabled:
     def file(self, stem: str) -> bool:
         return self._hit({stem})
 
-    def component(self, kind: str, name: str, plugin: str) -> bool:
+    def component(self, kind: str, name: str, plugin: str, dist: str) -> bool:
+        """Whether HARNESS_DISABLE_PLUGINS turns off ``plugin``'s ``kind`` ``name`` (``dist``:
+        the plugin's distribution); the core's own stay on."""
         names = {name, f"{SINGULAR[kind]}:{name}", f"{kind}:{name}"}
         self.offered.add(name)
+        self.qualified.add(f"{dist}:{SINGULAR[kind]}:{name}")
+        hit = names & set(self.names)
+        for n in self.names:
+            prefix, colon, rest = n.partition(":")
+            if colon and rest in names and normalized(prefix) == normalized(dist):
+                hit.add(n)
         if plugin == CORE:
-            self.core |= names & set(self.names)
+            self.core |= hit
             return False
-        return self._hit(names)
+        self.used |= hit
+        return bool(hit)
 
     def warn_unused(self, known: list[str]) -> None:
         """One warning per name that turned nothing off; ``known``: what could have."""
@@ -174,8 +201,35 @@ class Disabled:
                 warn(f"HARNESS_DISABLE_PLUGINS: {name!r} is the core's own and cannot be "
                      "turned off")
                 continue
-            close = difflib.get_close_matches(name, sorted({*known, *self.offered}), n=1)
+            candidates = {*known, *self.offered, *(self.qualified if ":" in name else ())}
+            close = difflib.get_close_matches(name, sorted(candidates), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             warn(f"HARNESS_DISABLE_PLUGINS: {name!r} names no plugin or component{hint} "
                  "(`harness plugins` lists them)")
 
+
+def shadowed(kind: str, name: str, registrants: list[tuple[str, str]]) -> None:
+    """Warn that ``registrants`` (plugin, distribution), in load order, all registered ``kind``
+    ``name``: the first one's is kept; name each and the way out."""
+    (plugin, dist), rest = registrants[0], registrants[1:]
+    what = f"{SINGULAR[kind]}:{name}"
+    listed = [f"plugin {p!r} ({d})" for p, d in registrants]
+    message = (f"{SINGULAR[kind]} {name!r} is registered by {', '.join(listed[:-1])} and "
+               f"{listed[-1]}; ")
+    others = list(dict.fromkeys(d for _, d in rest if normalized(d) != normalized(dist)))
+    way_out = ",".join(f"{d}:{what}" for d in others)
+    if plugin == CORE:
+        message += "kept the core's own, which cannot be turned off"
+        if others:
+            message += f" (HARNESS_DISABLE_PLUGINS={way_out} silences this)"
+    else:
+        message += f"kept {dist}'s, loaded first"
+        if others:
+            message += (f" (HARNESS_DISABLE_PLUGINS={dist}:{what} uses {others[0]}'s instead, "
+                        f"HARNESS_DISABLE_PLUGINS={way_out} keeps {dist}'s and silences this)")
+    twice = [p for p, d in rest if normalized(d) == normalized(dist)]
+    if twice:
+        message += (f"; {dist} registers it more than once (plugin "
+                    f"{' and '.join(repr(p) for p in dict.fromkeys([plugin, *twice]))}), "
+                    "which only its authors can fix")
+    warn(message)

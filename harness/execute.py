@@ -19,6 +19,7 @@ from harness.api import HarnessError
 from harness.backfill import backfill
 from harness.claim_sample import analyse_claims, check_claim_samples
 from harness.learnability import analyse_fits
+from harness.params import label
 from harness.plan import Plan, plan_request
 from harness.provenance import provenance
 from harness.registry import Registry
@@ -50,6 +51,7 @@ class Options:
     job_gpus: float | None = None
     fail_fast: bool = False
     plugins: list[str] = field(default_factory=list)  # --plugin files (for Ray workers)
+    rank_by: str | None = None  # the merge-method ranking's metric (default: the primary)
     argv: list[str] = field(default_factory=list)  # recorded with the run
 
 
@@ -197,6 +199,8 @@ def _execute(registry: Registry, request: Request, options: Options,
         if options.device == "auto" and ray_resources.get("gpus"):  # settled for the GPUs
             plan = plan_request(registry, request, "cuda")
     check_writable_out(Path(options.out))
+    if options.rank_by is not None:
+        leaderboard.check_rank_by(options.rank_by, [label(m) for m in plan.metrics])
     store.sweep_temporary()
     _upkeep(store, registry, say)
     for what, why in plan.skipped:
@@ -231,7 +235,7 @@ def _execute(registry: Registry, request: Request, options: Options,
     store.finish_run(run_id, _now())
     with stage("report"):
         leaderboard.write(store, outcome.leaderboard, plan.profile.name, plan.seed,
-                          {v.key for v in plan.variants})
+                          {v.key for v in plan.variants}, rank_by=options.rank_by)
     report_damage(store, say)
     outcome.timing = CLOCK.line(time.perf_counter() - started)
     return outcome

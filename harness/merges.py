@@ -43,6 +43,12 @@ class Merge(Component):
 
     #: with one checkpoint, the result is that checkpoint (checked by the contract tests)
     identity_on_one: ClassVar[bool] = True
+    #: with k copies of one ingredient across tasks, the result is that ingredient (checked by
+    #: the contract tests on the merge's ``over=tasks`` form)
+    identity_on_copies: ClassVar[bool] = False
+    #: why the result may not change when one ingredient changes (greedy soup keeps only the
+    #: ingredients that help); empty: every ingredient across tasks counts (checked)
+    drops_ingredients: ClassVar[str] = ""
     #: the name of the parameter that takes this merge from the base model (0) to the unmerged
     #: one (1) when its other parameters keep their defaults (``t`` for SLERP): the leaderboard
     #: plots such merges as a sweep; empty: not an interpolation
@@ -62,6 +68,10 @@ class Merge(Component):
     #: merge also runs this one ``over=tasks``, so a new method is ranked against it; needs a
     #: ``PooledMerge``
     comparator: ClassVar[bool] = False
+    #: parameter sets the ranking also runs across tasks (``over=tasks`` added), beside the
+    #: comparator's defaults: SLERP's ``rescale=silhouette``, so that it is ranked with the same
+    #: choice of scale as the tuned merges
+    also_compared: ClassVar[tuple[str, ...]] = ()
 
     def ingredients(self) -> tuple[Over, int]:
         """Which checkpoints the harness passes, and from how many training runs (consecutive
@@ -89,7 +99,7 @@ class Merge(Component):
 class PooledMerge(Merge):
     """A merge whose ingredients the user picks with ``over=`` and ``runs=``."""
 
-    added_params: ClassVar[tuple[str, ...]] = ("tasks",)
+    added_params: ClassVar[tuple[str, ...]] = ("tasks", "rescale")
     over: Over = field(default="stages", metadata={
         "help": "ingredients: stages (every stage checkpoint of one training run), seeds (the "
                 "final checkpoint of `runs` runs with consecutive seeds), both, or tasks (the "
@@ -99,6 +109,10 @@ class PooledMerge(Merge):
     tasks: str = field(default="", metadata={
         "help": "with over=tasks: the tasks merged, joined by '+' (default: the run's train "
                 "tasks)"})
+    rescale: str = field(default="", metadata={
+        "help": "a metric: rescale the merged task vector to the effective coefficient (of "
+                "harness.tuning.SCALES) with the best held-out score in it, as the tuned "
+                "merges choose theirs (e.g. rescale=silhouette); empty: as merged"})
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -115,6 +129,9 @@ class PooledMerge(Merge):
 
     def ingredients(self) -> tuple[Over, int]:
         return (self.over, 1 if self.over in ("stages", "tasks") else self.runs)
+
+    def scored_by(self) -> str | None:
+        return self.rescale or None
 
     def merged_tasks(self) -> tuple[str, ...]:
         return tuple(n.strip() for n in self.tasks.split("+")) if self.tasks else ()

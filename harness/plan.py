@@ -265,15 +265,16 @@ def build_plan(registry: Registry, sel: Selection, profile: Profile, seed: int,
                     key = keys.cross_key(enc, [k for _, k in runs], across, profile)
                     variants[key] = Variant(key, enc, adapter, None, s, across, runs[0][1],
                                             group_of(enc, adapter, across), runs, list(tasks))
-    scorers = {}
+    scorers: dict[str, Metric] = {}
     for scored in [*merges, *cross]:
         with plugin_call(f"merge {scored.name!r}: scored_by()"):
-            metric = scored.scored_by()
-        if metric is not None and metric not in scorers:
-            try:
-                scorers[metric] = registry.get("metrics", metric)()
-            except HarnessError as err:
-                raise HarnessError(f"merge {label(scored)!r} scores with {err}") from None
+            metrics_of = [scored.scored_by(), str(getattr(scored, "rescale", "") or "")]
+        for scorer_metric in metrics_of:
+            if scorer_metric and scorer_metric not in scorers:
+                try:
+                    scorers[scorer_metric] = registry.get("metrics", scorer_metric)()
+                except HarnessError as err:
+                    raise HarnessError(f"merge {label(scored)!r} scores with {err}") from None
     cells = [Cell(keys.cell_key(v.key, keys.eval_key(t, profile, seed)), v, t)
              for v in variants.values() for t in sel.tasks]
     return Plan(profile, seed, list(variants.values()), cells, list(sel.tasks),

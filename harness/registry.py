@@ -5,7 +5,16 @@ Entry points are loaded one by one so that a broken plugin is named (with its di
 the others still load. Which entry points, files and components load (one entry point per
 name, HARNESS_DISABLE_PLUGINS, HARNESS_ONLY_DISTRIBUTIONS) is ``harness.discovery``'s. The core
 registers its own reference components first, as plugin ``harness`` (``harness.reference``),
-which cannot be disabled. Two components of one kind and name are an error naming both.
+which cannot be disabled.
+
+Two installed plugins registering one kind and name (two merges ``breadcrumbs``) are a warning,
+never an error: the one loaded first keeps the name (the core's own, then the harness's own
+distribution, then the others by distribution name: ``harness.discovery``'s order), every
+command keeps working, and the warning names both plugins, their distributions and
+``HARNESS_DISABLE_PLUGINS=<distribution>:<kind>:<name>``, which turns off that component of
+that distribution only. A ``--plugin`` file registering a name already taken is an error: the
+file is what its author asked for, so running another plugin's component under its name would
+mislead; the error names the way to turn the other one off.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from harness.discovery import (
     PluginWarning,
     installed,
     names_of,
+    shadowed,
     unique,
 )
 
@@ -53,6 +63,10 @@ class PluginInfo:
     error: str | None = None  # set when the plugin failed to load
 
     @property
+    def is_file(self) -> bool:
+        return self.distribution.startswith("file ")
+
+    @property
     def disable_as(self) -> str:
         """The HARNESS_DISABLE_PLUGINS name that turns off this plugin only."""
         if self.distribution == "unknown" or self.distribution.startswith("file "):
@@ -66,6 +80,9 @@ class Registry:
     components: dict[str, dict[str, type[Any]]] = field(
         default_factory=lambda: {k: {} for k in KINDS})
     owner: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
+    #: (kind, name) -> the plugins that registered it after its owner, in load order: theirs
+    #: was dropped
+    shadowed: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     @property
     def broken(self) -> list[PluginInfo]:
@@ -107,13 +124,39 @@ class Registry:
         if kind == "metrics" and not isinstance(getattr(cls, "higher_is_better", None), bool):
             raise HarnessError(f"{where}: metric {name!r} needs a bool higher_is_better")
         if name in self.components[kind]:
-            other = self.owner[(kind, name)]
-            raise HarnessError(f"two {kind} named {name!r}: from plugin {other!r} "
-                               f"({self.plugins[other].distribution}) and plugin {plugin!r} "
-                               f"({self.plugins[plugin].distribution}); disable one with "
-                               f"HARNESS_DISABLE_PLUGINS={self.plugins[plugin].disable_as}")
+            self._taken(kind, name, plugin)
+            self.shadowed.setdefault((kind, name), []).append(plugin)
+            return
         self.components[kind][name] = cls
         self.owner[(kind, name)] = plugin
+
+    def _taken(self, kind: str, name: str, plugin: str) -> None:
+        """A ``--plugin`` file registering a name already taken is an error naming the way
+        out; an installed plugin's is dropped (``warn_shadowed`` says so)."""
+        info = self.plugins[plugin]
+        if not info.is_file:
+            return
+        other = self.plugins[self.owner[(kind, name)]]
+        what = f"{SINGULAR[kind]} {name!r}"
+        where = f"--plugin {info.distribution[len('file '):]}: plugin {plugin!r} registers {what}"
+        if other.name == plugin:
+            raise HarnessError(f"{where} twice")
+        if other.name == CORE:
+            raise HarnessError(f"{where}, the core's own ({other.distribution}), which cannot "
+                               "be turned off; rename yours")
+        if other.is_file:
+            raise HarnessError(f"{where}, which --plugin {other.distribution[len('file '):]} "
+                               f"(plugin {other.name!r}) registers too; rename one")
+        raise HarnessError(f"{where}, which plugin {other.name!r} ({other.distribution}) "
+                           "registers too; HARNESS_DISABLE_PLUGINS="
+                           f"{other.distribution}:{SINGULAR[kind]}:{name} turns off that one, "
+                           "or rename yours")
+
+    def warn_shadowed(self) -> None:
+        """One warning per kind and name that more than one plugin registered."""
+        for (kind, name), later in self.shadowed.items():
+            plugins = [self.owner[(kind, name)], *later]
+            shadowed(kind, name, [(p, self.plugins[p].distribution) for p in plugins])
 
 
 #: characters a component name may not hold: the spec syntax's (``name:k=v,...``), and those
@@ -214,14 +257,17 @@ def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
     except pluggy.PluginValidationError as err:
         raise HarnessError(f"{_one_line(err)}; hooks are named register_<kind>(register)"
                            ) from None
+    order = {info.name: i for i, (info, _) in enumerate(modules)}
     for kind in KINDS:
         hook = getattr(pm.hook, f"register_{kind}")
-        for impl in hook.get_hookimpls():
+        # in load order, whatever tryfirst/trylast say: the first loaded keeps a name
+        for impl in sorted(hook.get_hookimpls(), key=lambda i: order[i.plugin_name]):
             plugin = impl.plugin_name
 
             def register(cls: Any, _kind: str = kind, _plugin: str = plugin) -> None:
                 name = getattr(cls, "name", None)
-                if not (isinstance(name, str) and disabled.component(_kind, name, _plugin)):
+                dist = reg.plugins[_plugin].distribution
+                if not (isinstance(name, str) and disabled.component(_kind, name, _plugin, dist)):
                     reg.add(_kind, _plugin, cls)
 
             try:
@@ -231,5 +277,6 @@ def load_registry(plugin_files: tuple[str, ...] | list[str] = (),
             except (Exception, SystemExit) as err:  # a plugin's sys.exit() too
                 raise HarnessError(f"plugin {plugin!r} failed in register_{kind}: "
                                    f"{type(err).__name__}: {err}") from None
+    reg.warn_shadowed()
     disabled.warn_unused(list(reg.plugins))
     return reg

@@ -62,9 +62,10 @@ def instances(reg: Registry, kind: str, specs: list[str]) -> list[Any]:
 
 def comparators(reg: Registry) -> list[Merge]:
     """The merge-method ranking's comparators: ``over=tasks`` of every merge marked
-    ``comparator`` (``--all`` runs them over the train tasks)."""
+    ``comparator``, and of each parameter set it lists in ``also_compared`` (``--all`` runs
+    them over the train tasks)."""
     out = []
-    for _, cls in sorted(reg.components["merges"].items()):
+    for name, cls in sorted(reg.components["merges"].items()):
         if getattr(cls, "comparator", False):
             with plugin_call(f"merge {cls.name!r}: __post_init__"):
                 try:
@@ -73,6 +74,8 @@ def comparators(reg: Registry) -> list[Merge]:
                     raise HarnessError(f"merge {cls.name!r} sets comparator but takes no "
                                        "over=tasks; derive it from harness.api.PooledMerge"
                                        ) from None
+        out += instances(reg, "merges", [f"{name}:over=tasks,{params}"
+                                         for params in getattr(cls, "also_compared", ())])
     return out
 
 

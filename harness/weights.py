@@ -25,6 +25,7 @@ from harness.samples import train_sample, valid_sample
 from harness.store.records import RunStore
 from harness.threads import one_blas_thread
 from harness.timing import stage
+from harness.tuning import coefficients, rescaled
 
 
 class Weights:
@@ -64,6 +65,7 @@ class Weights:
                 merged = variant.merge.merge(*given, score=scorer) if scorer is not None \
                     else variant.merge.merge(*given)
             del given
+            merged = self._after(backbone, variant, base, ingredients, merged)
         if variant.merge is not None:  # with the variant's artifacts: never lost for good
             stats = checked_stats(variant, merged.stats) if isinstance(merged, Merged) else None
             self.store.save_merge_stats(variant.key, stats)
@@ -78,6 +80,35 @@ class Weights:
             yield keys.weights_key(variant.encoder, base, applied)
         finally:
             backbone.load_weights(base)
+
+    def _after(self, backbone: Backbone, variant: Variant, base: dict[str, Any],
+               ingredients: list[dict[str, Any]], merged: Any) -> Any:
+        """What the harness adds to a merge's result: the rescaling ``rescale=METRIC`` asks
+        for (``harness.tuning.rescaled``) and, across tasks, the effective coefficient of the
+        merged task vector on each task's (stats ``coefficient on TASK`` and ``outside task
+        vectors``, ``harness.tuning.coefficients``)."""
+        assert variant.merge is not None
+        metric = str(getattr(variant.merge, "rescale", "") or "")
+        across = variant.merge.ingredients()[0] == "tasks" and bool(variant.run_tasks)
+        if not metric and not across:
+            return merged
+        tensors, stats = (merged.tensors, dict(merged.stats)) if isinstance(merged, Merged) \
+            else (merged, {})
+        tensors = checked_merge(variant, base, tensors)
+        if metric:
+            with stage("merging"):
+                found = rescaled(base, ingredients, Merged(tensors, stats),
+                                 self._scorer(backbone, variant, base, metric))
+            tensors, stats = found.tensors, dict(found.stats)
+        if not across:
+            return Merged(tensors, stats)
+        with stage("merging"):
+            coefficient, outside = coefficients(base, ingredients, {
+                k: tensors[k].float() - b.float() for k, b in base.items()})
+        stats.update({f"coefficient on {t.name}": a
+                      for t, a in zip(variant.run_tasks, coefficient, strict=True)})
+        stats["outside task vectors"] = outside
+        return Merged(tensors, stats)
 
     def _ingredients(self, backbone: Backbone, variant: Variant) -> list[dict[str, Any]]:
         """The checkpoints a variant's merge receives (its own run's stages by default)."""
@@ -137,14 +168,15 @@ class Weights:
             changed.append(Checkpoint(ck.stage, ck.seed, tensors))
         return changed
 
-    def _scorer(self, backbone: Backbone, variant: Variant, base: dict[str, Any]) -> Scorer:
+    def _scorer(self, backbone: Backbone, variant: Variant, base: dict[str, Any],
+                metric_name: str | None = None) -> Scorer:
         """Held-out score of candidate weights (the merge's metric, higher is better) on a
         sample of the train task disjoint from its train and eval samples; for a cross-task
         merge, the mean over the merged tasks of each one's held-out score."""
         tasks = variant.run_tasks or ([variant.train_task] if variant.train_task else [])
         if variant.merge is None or not tasks:
             raise ValueError("only a merge of a trained variant is scored")
-        metric = self.plan.scorers[str(variant.merge.scored_by())]
+        metric = self.plan.scorers[metric_name or str(variant.merge.scored_by())]
         profile = self.plan.profile
         held = [(valid_sample(t, profile, self.plan.seed, size=profile.held_out_size), t)
                 for t in tasks]

@@ -202,6 +202,7 @@ class Slerp(PooledMerge):
     the two at t=0.5."""
 
     name: ClassVar[str] = "slerp"
+    identity_on_copies: ClassVar[bool] = True
     comparator: ClassVar[bool] = True
     identity_on_one: ClassVar[bool] = False
     interpolates: ClassVar[str] = "t"  # with between=base-final, its default
@@ -210,6 +211,8 @@ class Slerp(PooledMerge):
     #: every tensor, the two endpoints being close to parallel), the paper's SLERP "across
     #: checkpoints or stages": of the task vectors of a run's first and last stage checkpoints
     also_in_all: ClassVar[tuple[str, ...]] = ("between=checkpoints,space=task-vectors",)
+    #: ranked across tasks with the same choice of scale as the tuned merges, beside the paper's
+    also_compared: ClassVar[tuple[str, ...]] = ("rescale=silhouette",)
     t: float = field(default=0.5, metadata={"help": "0 = first endpoint, 1 = second"})
     between: Literal["base-final", "checkpoints"] = field(default="base-final", metadata={
         "help": "endpoints: base-final (base and the final checkpoint) or checkpoints (the first "

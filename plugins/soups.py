@@ -16,6 +16,7 @@ class Soup(PooledMerge):
     """Uniform soup (Wortsman et al. 2022): the mean of the ingredients."""
 
     name: ClassVar[str] = "soup"
+    identity_on_copies: ClassVar[bool] = True
     comparator: ClassVar[bool] = True
 
     def merge(self, base: Tensors, checkpoints: list[Tensors],
@@ -31,6 +32,9 @@ class GreedySoup(PooledMerge):
     The harness scores on a sample of the train task disjoint from its train and eval samples."""
 
     name: ClassVar[str] = "greedy-soup"
+    identity_on_copies: ClassVar[bool] = True
+    drops_ingredients: ClassVar[str] = ("it keeps only the ingredients that do not lower the "
+                                        "held-out score")
     in_all: ClassVar[bool] = False
     metric: str = field(default="silhouette", metadata={
         "help": "metric of the held-out on-task score (any registered metric)"})

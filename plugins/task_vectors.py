@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import torch
 from harness.api import Merged, PooledMerge, Scorer
 from harness.hookspecs import Register, hookimpl
 from harness.plugins.merge_math import Tensors, mean
+from harness.tuning import DENSITIES, SCALES, TunedMerge, task_vectors
 
 
 def mask_seed(seed: int, key: str, delta: torch.Tensor) -> int:
@@ -27,13 +27,9 @@ def mask_seed(seed: int, key: str, delta: torch.Tensor) -> int:
     digest.update(delta.detach().contiguous().reshape(-1).view(torch.uint8).numpy().data)
     return int(digest.hexdigest()[:12], 16)
 
-
-def _ordered(checkpoints: list[Tensors], key: str, base: torch.Tensor) -> list[torch.Tensor]:
-    """The ingredients' float32 task vectors of one tensor in a canonical order (by their
-    bytes), so that a sum over them is the same bit for bit whatever order they came in."""
-    deltas = [ck[key].float() - base.float() for ck in checkpoints]
-    return sorted(deltas, key=lambda d: hashlib.sha256(
-        d.contiguous().reshape(-1).view(torch.uint8).numpy().data).hexdigest())
+#: the name of the base class before it moved to the core (``harness.tuning``)
+Tuned = TunedMerge
+_ordered = task_vectors
 
 
 def _elect(deltas: list[torch.Tensor]) -> torch.Tensor:
@@ -49,84 +45,18 @@ def _elect(deltas: list[torch.Tensor]) -> torch.Tensor:
     return total / count.clamp(min=1.0)
 
 
-class Tuned(PooledMerge):
-    """A merge whose λ (and density or drop rate) can be chosen on held-out data: each of its
-    ``tuned`` parameters left at None is swept over ``GRID`` and the combination with the best
-    held-out score (the harness's scorer: the merged tasks' validation samples, disjoint from
-    train and eval) is kept; the chosen values are reported as merge stats. Set every one to a
-    number for a fixed merge."""
-
-    #: parameter -> the values swept when it is None
-    GRID: ClassVar[dict[str, tuple[float, ...]]] = {}
-
-    def free(self) -> list[str]:
-        return [name for name in self.GRID if getattr(self, name) is None]
-
-    def scored_by(self) -> str | None:
-        return str(getattr(self, "metric", "silhouette")) if self.free() else None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()  # type: ignore[misc]
-        scale = getattr(self, "scale", None)
-        if scale is not None and scale < 0:
-            raise ValueError(f"scale must be >= 0, got {scale}")
-
-    def task_vector(self, deltas: list[torch.Tensor], key: str, **values: float
-                    ) -> torch.Tensor:
-        """The merged task vector of one tensor from its ingredients' float32 task vectors (in
-        ``_ordered`` order), before λ: the method itself."""
-        raise NotImplementedError
-
-    def vectors(self, base: Tensors, checkpoints: list[Tensors], values: dict[str, float]
-                ) -> Tensors:
-        return {key: self.task_vector(_ordered(checkpoints, key, b), key, **values)
-                for key, b in base.items()}
-
-    @staticmethod
-    def scaled(base: Tensors, vectors: Tensors, scale: float) -> Tensors:
-        """b + λ·τ, per tensor, in the base's dtypes."""
-        return {key: (b.float() + scale * vectors[key]).to(b.dtype) for key, b in base.items()}
-
-    def combine(self, base: Tensors, checkpoints: list[Tensors], **values: float) -> Tensors:
-        return self.scaled(base, self.vectors(base, checkpoints, values), values["scale"])
-
-    def merge(self, base: Tensors, checkpoints: list[Tensors],
-              score: Scorer | None = None) -> Tensors | Merged:
-        fixed = {name: getattr(self, name) for name in self.GRID if name not in self.free()}
-        if not self.free():
-            return self.combine(base, checkpoints, **fixed)
-        if score is None:
-            raise ValueError(f"{self.name} chooses {', '.join(self.free())} on held-out data "
-                             "and needs the harness's scorer, or set them (e.g. scale=1)")
-        best: tuple[float, dict[str, float], Tensors] | None = None
-        # λ only scales the merged task vector: it is computed once per value of the others
-        vectors: dict[tuple[tuple[str, float], ...], Tensors] = {}
-        for combo in itertools.product(*(self.GRID[n] for n in self.free())):
-            values = {**fixed, **dict(zip(self.free(), combo, strict=True))}
-            rest = tuple(sorted((k, v) for k, v in values.items() if k != "scale"))
-            if rest not in vectors:
-                vectors[rest] = self.vectors(base, checkpoints, values)
-            candidate = self.scaled(base, vectors[rest], values["scale"])
-            value = score(candidate)
-            if best is None or value > best[0]:  # ties keep the earlier (smaller) value
-                best = (value, values, candidate)
-            del candidate  # at most two candidates in memory at once, beside the vectors
-        assert best is not None
-        stats = {f"chosen {n}": float(best[1][n]) for n in self.free()}
-        return Merged(best[2], {**stats, "held-out score": best[0]})
-
-
 @dataclass(frozen=True)
-class TaskArithmetic(Tuned):
+class TaskArithmetic(TunedMerge):
     """Task arithmetic (Ilharco et al. 2023): b + λ·Σ Δ_i, λ chosen on held-out data from
-    0.25–1 (the paper's range is 0–1) unless ``scale`` is set."""
+    ``SCALES`` (0.25–1.25; its effective coefficient is λ itself; the paper's range is 0–1)
+    unless ``scale`` is set."""
 
     name: ClassVar[str] = "task-arithmetic"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     identity_on_one: ClassVar[bool] = False  # λ chosen on held-out data need not be 1
     in_all: ClassVar[bool] = False
     comparator: ClassVar[bool] = True
-    GRID: ClassVar[dict[str, tuple[float, ...]]] = {"scale": (0.25, 0.5, 0.75, 1.0)}
+    GRID: ClassVar[dict[str, tuple[float, ...]]] = {"scale": SCALES}
     scale: float | None = field(default=None, metadata={
         "help": "λ, applied to the sum of task vectors; none: chosen on held-out data"})
     metric: str = field(default="silhouette", metadata={
@@ -152,21 +82,22 @@ def _trim(delta: torch.Tensor, density: float) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class Ties(Tuned):
+class Ties(TunedMerge):
     """TIES (Yadav et al. 2023): trim, elect a sign per entry, average the agreeing entries.
 
     Each Δ_i keeps its top-density magnitudes; the sign of their sum is elected per entry; the
     entries that agree with it are averaged (the disjoint mean); result b + λ·that. λ and the
-    density are chosen on held-out data (λ 0.5–1.5, the paper tunes 0.8–1.8; density 0.2 or
-    0.5) unless set."""
+    density are chosen on held-out data (λ in effective-coefficient units from ``SCALES``: at
+    λ = 1 TIES's coefficient is about 0.5, so 0.25–1.25 is λ ≈ 0.5–2.5; the paper tunes λ
+    0.8–1.8; density 0.2 or 0.5) unless set."""
 
     name: ClassVar[str] = "ties"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     identity_on_one: ClassVar[bool] = False
     in_all: ClassVar[bool] = False
     comparator: ClassVar[bool] = True
-    GRID: ClassVar[dict[str, tuple[float, ...]]] = {"scale": (0.5, 1.0, 1.5),
-                                                    "density": (0.2, 0.5)}
+    GRID: ClassVar[dict[str, tuple[float, ...]]] = {"scale": SCALES,
+                                                    "density": DENSITIES}
     density: float | None = field(default=None, metadata={
         "help": "fraction of each task vector kept; none: chosen on held-out data"})
     scale: float | None = field(default=None, metadata={
@@ -185,20 +116,20 @@ class Ties(Tuned):
 
 
 @dataclass(frozen=True)
-class Dare(Tuned):
+class Dare(TunedMerge):
     """DARE (Yu et al. 2023) before task arithmetic (DARE-TA): drop a fraction p of each task
     vector at random, rescale the rest by 1/(1−p), sum; result b + λ·Σ. λ is chosen on
-    held-out data (0.25–1, as task arithmetic) unless set. Each ingredient's masks are seeded
-    by ``seed``, the tensor's name and the ingredient's own values, so results do not depend on
-    the order ingredients are listed in; left at 0, the harness draws ``REPLICATES`` masks
-    (seeds 0, 1, 2) and reports their mean and spread."""
+    held-out data (in effective-coefficient units, as every tuned merge) unless set. Each
+    ingredient's masks are seeded by ``seed``, the tensor's name and the ingredient's own
+    values, so results do not depend on the order ingredients are listed in; left at 0, the
+    harness draws ``REPLICATES`` masks (seeds 0, 1, 2) and reports their mean and spread."""
 
     name: ClassVar[str] = "dare"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     replicates: ClassVar[str] = "seed"
     identity_on_one: ClassVar[bool] = False
     in_all: ClassVar[bool] = False
-    GRID: ClassVar[dict[str, tuple[float, ...]]] = {"scale": (0.25, 0.5, 0.75, 1.0)}
+    GRID: ClassVar[dict[str, tuple[float, ...]]] = {"scale": SCALES}
     p: float = field(default=0.9, metadata={"help": "drop rate, in [0, 1)"})
     seed: int = field(default=0, metadata={"help": "seed of the drop masks"})
     scale: float | None = field(default=None, metadata={
@@ -229,12 +160,13 @@ class Dare(Tuned):
 class DareTies(Dare):
     """DARE before TIES (DARE-TIES, as mergekit's ``dare_ties``): DARE's random drop and
     rescale in place of TIES's magnitude trim, then TIES's sign election and disjoint mean;
-    result b + λ·that. λ is chosen on held-out data (0.5–1.5, as TIES) unless set."""
+    result b + λ·that. λ is chosen on held-out data (in effective-coefficient units, as every
+    tuned merge) unless set."""
 
     name: ClassVar[str] = "dare-ties"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     comparator: ClassVar[bool] = True
-    GRID: ClassVar[dict[str, tuple[float, ...]]] = {"scale": (0.5, 1.0, 1.5)}
+    GRID: ClassVar[dict[str, tuple[float, ...]]] = {"scale": SCALES}
 
     def task_vector(self, deltas: list[torch.Tensor], key: str, **values: float
                     ) -> torch.Tensor:
@@ -249,6 +181,7 @@ class ModelStock(PooledMerge):
     (clamped at 0); result t·mean(c_i) + (1−t)·b."""
 
     name: ClassVar[str] = "model-stock"
+    identity_on_copies: ClassVar[bool] = True
     in_all: ClassVar[bool] = False
 
     def merge(self, base: Tensors, checkpoints: list[Tensors],

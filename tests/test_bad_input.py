@@ -97,6 +97,10 @@ RUN_CASES = [
     ([*SCRATCH, "--device", "tpu9"], "tpu9"),
     ([*SCRATCH, "--device", "cuda:7" if not _cuda() else "tpu9"], "--device"),
     ([*SCRATCH, "--plugin", "/no/such/plugin.py"], "/no/such/plugin.py"),
+    ([*SCRATCH, "--rank-by", "nope"], "--rank-by 'nope': not a metric of this run"),
+    ([*SCRATCH, "--merge", "ties:over=tasks,rescale=silhouette"], "rescale does not apply"),
+    ([*SCRATCH, "--task", "square", "--merge", "slerp:over=tasks,rescale=nope"],
+     "unknown metric 'nope'"),
 ]
 
 

@@ -262,6 +262,81 @@ def test_endpoints_are_checked(tmp_path: Path) -> None:
     assert "interpolates='t', but t=1 does not give the final checkpoint" in result.detail
 
 
+CHEATS = HEAD.replace("Merge, Metric", "Merge, Metric, PooledMerge") + textwrap.dedent('''
+
+@dataclass(frozen=True)
+class FirstOnly(PooledMerge):
+    """Returns its first ingredient: across tasks, the other fine-tunes are ignored."""
+    name: ClassVar[str] = "first-only"
+
+    def merge(self, base, checkpoints, score=None):
+        return {k: v.clone() for k, v in checkpoints[0].items()}
+
+
+@dataclass(frozen=True)
+class Ordered(PooledMerge):
+    """Weights its ingredients 1, 1/2, 1/4, ... in the order given."""
+    name: ClassVar[str] = "ordered"
+
+    def merge(self, base, checkpoints, score=None):
+        w = [0.5 ** i for i in range(len(checkpoints))]
+        return {k: (sum(wi * c[k].float() for wi, c in zip(w, checkpoints)) / sum(w)).to(b.dtype)
+                for k, b in base.items()}
+
+
+@dataclass(frozen=True)
+class Copies(PooledMerge):
+    """Claims to give k copies back but sums their task vectors."""
+    name: ClassVar[str] = "copies"
+    identity_on_copies: ClassVar[bool] = True
+
+    def merge(self, base, checkpoints, score=None):
+        return {k: (b.float() + sum(c[k].float() - b.float() for c in checkpoints)).to(b.dtype)
+                for k, b in base.items()}
+
+
+@dataclass(frozen=True)
+class Picky(PooledMerge):
+    """Keeps the ingredient with the largest first entry only, and says so."""
+    name: ClassVar[str] = "picky"
+    drops_ingredients: ClassVar[str] = "it keeps one ingredient only, for this test"
+
+    def merge(self, base, checkpoints, score=None):
+        best = max(checkpoints, key=lambda c: float(c["w"].flatten()[0]))
+        return {k: v.clone() for k, v in best.items()}
+
+
+@hookimpl
+def register_merges(register):
+    for cls in (FirstOnly, Ordered, Copies, Picky):
+        register(cls)
+''')
+
+
+def test_a_merge_that_ignores_or_orders_its_ingredients_fails(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Across tasks the ingredients are exchangeable: a merge that returns its first input,
+    depends on their order, or breaks a declared identity on copies fails with one line; one
+    that says why it drops ingredients passes."""
+    path = tmp_path / "cheats.py"
+    path.write_text(CHEATS)
+    code = main(["check", "--plugin", str(path), "first-only", "ordered", "copies", "picky"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1
+    where = f"(file {path})"
+    assert out[0] == (f"FAIL  merge first-only {where}: with over=tasks, its result did not "
+                      "change when ingredient 2 of 3 changed (a merge that returns one input, "
+                      "or ignores one); use every ingredient, or say why not in "
+                      "drops_ingredients")
+    assert out[1] == (f"FAIL  merge ordered {where}: with over=tasks, its result depends on the "
+                      "order of its ingredients (tensor 'w' differs when they are reordered); "
+                      "tasks come in an order with no meaning: combine them symmetrically, e.g. "
+                      "in harness.api.canonical_order")
+    assert out[2].startswith(f"FAIL  merge copies {where}: with over=tasks, three copies of one "
+                             "ingredient do not give it back")
+    assert out[3] == f"ok    merge picky {where}"
+
+
 def test_unknown_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "slrep"]) == 2
     assert "no component named 'slrep'; did you mean 'slerp'?" in capsys.readouterr().err

@@ -15,7 +15,8 @@ from harness.plugins.interpolation import Slerp, spherical_mean
 from harness.plugins.soups import Soup
 from harness.plugins.task_vectors import Dare, DareTies, ModelStock, TaskArithmetic, Ties
 from harness.report.figures import Figures
-from harness.report.merging import Ranking, method, section
+from harness.report.merging import Ranking, method
+from harness.report.ranking_page import section
 from harness.report.rows import Row
 
 
@@ -176,8 +177,10 @@ def test_lambda_is_chosen_on_the_held_out_score() -> None:
     out = TaskArithmetic().merge(BASE, CKS, score=score)
     assert out.stats["chosen scale"] == 0.5 and out.stats["held-out score"] == pytest.approx(0)
     assert close(out.tensors["w"], target)
+    assert out.stats["chosen effective coefficient"] == 0.5  # a sum's coefficient is λ
     ties = Ties().merge(BASE, CKS, score=score)
-    assert set(ties.stats) == {"chosen scale", "chosen density", "held-out score"}
+    assert set(ties.stats) == {"chosen scale", "chosen density", "chosen effective coefficient",
+                               "held-out score"}
     assert TaskArithmetic().scored_by() == "silhouette" and TaskArithmetic(scale=1).scored_by() \
         is None
     with pytest.raises(ValueError, match="scorer"):
@@ -238,13 +241,16 @@ def test_plan_merges_one_run_per_task_shared_with_the_fine_tunes() -> None:
 
 
 def test_all_with_a_named_cross_task_merge_adds_the_comparators() -> None:
+    from harness.params import label
     from harness.registry import load_registry
     from harness.selection import Request, select
 
     reg = load_registry()
     sel = select(reg, Request(all=True, merges=["model-stock:over=tasks"]))
     names = sorted(m.name for m in sel.merges if m.ingredients()[0] == "tasks")
-    assert names == ["dare-ties", "model-stock", "slerp", "soup", "task-arithmetic", "ties"]
+    assert names == ["breadcrumbs", "consensus-ties", "dare-ties", "della", "iso-c",
+                     "model-stock", "slerp", "slerp", "soup", "task-arithmetic", "ties", "tsv"]
+    assert "slerp:over=tasks,rescale=silhouette" in {label(m) for m in sel.merges}
     single = select(reg, Request(all=True, merges=["soup"]))  # single-task merges only
     assert not any(m.ingredients()[0] == "tasks" for m in single.merges)
 
@@ -263,9 +269,11 @@ def test_the_default_grid_merges_the_train_tasks_on_every_encoder() -> None:
     for pair in pairs:  # every encoder + adapter the grid trains, by every comparator
         methods = sorted(v.merge.name for v in cross
                          if (v.encoder.name, v.adapter.name) == pair)
-        # one cross-task merge per training seed (quick: 2) and per DARE mask draw
-        assert methods == sorted((["dare-ties"] * plan.profile.replicates + [
-            "slerp", "soup", "task-arithmetic", "ties"]) * plan.profile.seeds)
+        # one cross-task merge per training seed (quick: 2) and per DARE or DELLA mask draw;
+        # SLERP twice: as merged and rescaled
+        assert methods == sorted((["dare-ties", "della"] * plan.profile.replicates + [
+            "breadcrumbs", "consensus-ties", "iso-c", "slerp", "slerp", "soup",
+            "task-arithmetic", "ties", "tsv"]) * plan.profile.seeds)
     assert {e for e, _ in pairs} == {"minilm", "scratch", "smollm2"}
 
 
@@ -328,6 +336,35 @@ def test_retention_from_synthetic_rows() -> None:
     assert "Merge-method ranking" in text and "ties ★" in text
 
 
+def test_rank_by_another_metric() -> None:
+    """``--rank-by``: the ranking's figures on another of the run's metrics (here the order
+    flips: ties keeps more silhouette, soup more of the second metric); a metric the run does
+    not have is one line."""
+    from harness.errors import HarnessError
+    from harness.report.leaderboard import check_rank_by
+
+    base = _row("enc", None, "none", {"a": 0.1, "b": 0.1})
+    tune_a = _row("enc", "a", "none", {"a": 0.5, "b": 0.1})
+    tune_b = _row("enc", "b", "none", {"a": 0.1, "b": 0.5})
+    ties = _row("enc", None, "ties:over=tasks", {"a": 0.4, "b": 0.4}, ["a", "b"])
+    soup = _row("enc", None, "soup:over=tasks", {"a": 0.2, "b": 0.2}, ["a", "b"])
+    for row, second in ((base, 0.5), (tune_a, 0.9), (tune_b, 0.9), (ties, 0.6), (soup, 0.8)):
+        for t in ("a", "b"):
+            values = second + np.random.default_rng(3).normal(0, 0.05, 200)
+            row.values[(t, "knn")] = [float(values.mean())]
+            row.samples[(t, "knn")] = [values]
+    fig = Figures([base, tune_a, tune_b, ties, soup], ["a", "b"], ["silhouette", "knn"], 0,
+                  "silhouette")
+    assert [r.method for r in Ranking(fig).table()] == ["ties", "soup"]
+    by_knn = Ranking(fig, "knn")
+    assert by_knn.metric == "knn" and [r.method for r in by_knn.table()] == ["soup", "ties"]
+    assert "on `knn`" in "\n".join(section(fig, {}, by_knn))
+    check_rank_by("knn", ["silhouette", "knn"])
+    with pytest.raises(HarnessError, match=r"^--rank-by 'probe': not a metric of this run; "
+                       r"choose one of silhouette, knn \(or add it with --metric\)$"):
+        check_rank_by("probe", ["silhouette", "knn"])
+
+
 def test_a_random_merge_is_drawn_several_times_and_shown_as_one_row() -> None:
     from harness.api import REPLICATES
     from harness.plan import plan_request
@@ -350,23 +387,35 @@ def test_a_random_merge_is_drawn_several_times_and_shown_as_one_row() -> None:
 
 
 def test_the_smoke_run_ranks_cross_task_merges(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue #33's run: the new baselines across tasks on the smoke profile, ranked with their
+    rank intervals, Holm-corrected p-values and effective coefficients; a rescaled SLERP."""
     import contextlib
     import io
 
     from harness.cli import main
 
     args = ["run", "--encoder", "scratch", "--adapter", "full", "--task", "parity", "--task",
-            "primality", "--task", "progression", "--merge", "ties:over=tasks", "--merge",
-            "task-arithmetic:over=tasks", "--profile", "smoke", "--metric", "silhouette",
-            "--metric", "knn-accuracy", "--store", str(tmp_path / "S"),
+            "divisible-by-5", "--task", "monotonic", "--merge", "breadcrumbs:over=tasks",
+            "--merge", "della:over=tasks", "--merge", "tsv:over=tasks", "--merge",
+            "slerp:over=tasks,rescale=silhouette", "--profile", "smoke", "--metric",
+            "silhouette", "--metric", "knn-accuracy", "--store", str(tmp_path / "S"),
             "--out", str(tmp_path / "O.md")]
     with contextlib.redirect_stdout(io.StringIO()) as out:
         assert main(args) == 0
     assert "0 failed" in out.getvalue()
     page = (tmp_path / "O.md").read_text()
     ranking = page[page.index("## Merge-method ranking"):page.index("## The paper's claims")]
-    for name in ("| ties", "| task-arithmetic", "parity:", "primality:", "progression:",
-                 "chosen scale", "mean retention"):
+    for name in ("| breadcrumbs", "| della", "| tsv", "| slerp:rescale=silhouette",
+                 "parity:", "divisible-by-5:", "monotonic:", "chosen effective coefficient",
+                 "rescale factor", "rank (P first)", "p vs ★", "coefficient (outside)",
+                 "p (Holm)", "coefficient per task (outside)", "mean retention"):
         assert name in ranking, name
-    assert "scratch + full@parity+primality+progression" not in page.split(
+    table = ranking.split("| method")[1].split("\n\n")[0]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("|")]
+    assert len(rows) == 4
+    for line in rows:  # every method: a rank interval with its share first, a coefficient
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        assert cells[2] == "n/a" or "(" in cells[2], line
+        assert cells[4] != "n/a", line
+    assert "scratch + full@divisible-by-5+monotonic+parity" not in page.split(
         "## Headline")[1].split("## ")[0]  # not in the single-task table

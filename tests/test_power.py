@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.report import chance, leaderboard, paper, power, tables, tradeoff
+from harness.report import chance, leaderboard, paper, power, ranks, tables, tradeoff
 from harness.report.figures import Figures, judged
-from harness.report.merging import section
+from harness.report.merging import Ranked
+from harness.report.ranking_page import adjacent, section
 from harness.report.rows import Row
 from harness.report.stats import Estimate, detectable, detectable_se, interval_se
 from harness.store.records import EvalSampleRecord
@@ -233,9 +234,15 @@ def test_adjacent_pairs_reuse_the_paired_draws() -> None:
     shared = _draws(0.1, seed=5)
     a, b = Estimate(0.9, 0.9 + shared), Estimate(0.8, 0.8 + shared)  # paired: one shift
     c = Estimate(0.7, 0.7 + _draws(0.1, seed=6))
-    body = power.adjacent([("a", a), ("b", b), ("c", c), ("d", None)], seeds=1)
+    rows = [Ranked(name, e, None, None, None, 1) for name, e in
+            (("a", a), ("b", b), ("c", c), ("d", None))]
+    pairs = ranks.pairwise([r.retention for r in rows])
+    for i, r in enumerate(rows):
+        r.p_next = pairs.get((i, i + 1))
+    body = adjacent(rows, seeds=1)
     assert [r[-1] for r in body] == ["separated", "tied", "n/a"]
     assert body[0][2] == "0.000"  # a constant paired difference: its MDE is zero
+    assert body[0][3] == "< 0.001"
 
 
 def test_chance_is_the_majority_share_of_the_stored_labels() -> None:

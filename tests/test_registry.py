@@ -146,7 +146,10 @@ def test_plugin_file_registers_components(tmp_path: Path) -> None:
     assert "parity" in reg.components["tasks"]  # the built-ins still load
 
 
-def test_plugin_file_duplicate_name_names_both(tmp_path: Path) -> None:
+def test_plugin_file_duplicate_name_names_both(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A --plugin file taking an installed plugin's name stays an error (unlike two installed
+    plugins: a warning), naming both and the way out, which works."""
     path = write_plugin(tmp_path, "dupplug", '''
         @dataclass(frozen=True)
         class Parity(Task):
@@ -162,7 +165,13 @@ def test_plugin_file_duplicate_name_names_both(tmp_path: Path) -> None:
     msg = str(err.value)
     assert "'parity'" in msg and "'numgeo-harness.tasks.elementwise'" in msg and \
         "'dupplug'" in msg
-    assert "numgeo-harness" in msg
+    assert "HARNESS_DISABLE_PLUGINS=numgeo-harness:task:parity turns off that one" in msg
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "numgeo-harness:task:parity")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # it turned something off, and nothing clashes
+        reg = load_registry([path])
+    assert reg.owner[("tasks", "parity")] == "dupplug"
+    assert "square" in reg.components["tasks"]  # the rest of that plugin still loads
 
 
 def test_plugin_file_without_hooks_warns(tmp_path: Path) -> None:

@@ -189,7 +189,7 @@ def _examples() -> dict[str, str]:
 
 def test_contributing_examples_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     examples = _examples()
-    assert {"last-digit-7", "centroid-gap", "half-way"} <= set(examples)
+    assert {"last-digit-7", "centroid-gap", "half-way", "signed-mean"} <= set(examples)
     files = []
     for name, code in examples.items():
         path = tmp_path / f"example_{name.replace('-', '_')}.py"
@@ -205,6 +205,16 @@ def test_contributing_examples_run(tmp_path: Path, capsys: pytest.CaptureFixture
     board = out.read_text()
     assert "half-way:t=0.25" in board and "centroid-gap" in board
     assert "relative change 0." in board  # its stats reach the leaderboard
+
+
+def test_contributing_tuned_merge_passes_the_checks(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    """CONTRIBUTING's merge built on ``harness.api.TunedMerge`` passes ``harness check``, the
+    exchangeable-ingredient rules included, and chooses its λ in effective units."""
+    path = tmp_path / "signed_mean.py"
+    path.write_text(_examples()["signed-mean"])
+    assert main(["check", "--plugin", str(path), "signed-mean"]) == 0
+    assert "ok    merge signed-mean" in capsys.readouterr().out
 
 
 # ------------------------------------------------- installed distributions (fake dist-info)
@@ -325,16 +335,27 @@ def test_a_name_two_third_parties_declare(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_one_component_name_in_two_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    """Two merges named `soup` stay an error, which names the way out; taking it works."""
+    """Two merges named `soup`: a warning naming both and the way out, the built-in one kept;
+    `<distribution>:merge:soup` turns off one distribution's `soup` and nothing else."""
     install(tmp_path, monkeypatch, "acme-dup", {"acme-dup.soups": "acme_dup"},
             {"acme_dup": "soup"})
-    assert main(["plugins"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "two merges named 'soup'" in err
-    assert "HARNESS_DISABLE_PLUGINS=acme-dup:acme-dup.soups" in err
-    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "acme-dup:acme-dup.soups")
+    code, data, err = plugins_json(capsys)
+    assert code == 0 and {"soup", "greedy-soup"} <= merge_names(data)
+    assert err == [
+        "warning: merge 'soup' is registered by plugin 'numgeo-harness.merges.soups' "
+        "(numgeo-harness) and plugin 'acme-dup.soups' (acme-dup); kept numgeo-harness's, "
+        "loaded first (HARNESS_DISABLE_PLUGINS=numgeo-harness:merge:soup uses acme-dup's "
+        "instead, HARNESS_DISABLE_PLUGINS=acme-dup:merge:soup keeps numgeo-harness's and "
+        "silences this)"]
+    assert next(e for e in data["merges"] if e["name"] == "soup")["plugin"] == \
+        "numgeo-harness.merges.soups"
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "acme-dup:merge:soup")
     code, data, err2 = plugins_json(capsys)
     assert code == 0 and not err2 and "soup" in merge_names(data)
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "numgeo-harness:merge:soup")
+    code, data, err2 = plugins_json(capsys)
+    assert code == 0 and not err2 and "greedy-soup" in merge_names(data)
+    assert next(e for e in data["merges"] if e["name"] == "soup")["plugin"] == "acme-dup.soups"
 
 
 def test_disable_components_by_name(monkeypatch: pytest.MonkeyPatch,

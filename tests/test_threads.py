@@ -74,8 +74,10 @@ def test_scoring_uses_one_blas_thread(tmp_path: Path, monkeypatch: pytest.Monkey
         assert blas_threads() == {2}  # restored
     assert analysed == [{1}]
     lines = seen.read_text().splitlines()
-    # the cells (scratch, its fine-tune, the merge: 3) and the merge's four λ candidates
-    assert len(lines) == 3 + 4, lines
+    # the cells (scratch, its fine-tune, the merge: 3) and the merge's λ candidates
+    from harness.api import SCALES
+
+    assert len(lines) == 3 + len(SCALES), lines
     assert set(lines) == {"1"}, lines
 
 

@@ -15,7 +15,9 @@ the eval tasks it did not merge whose labels are independent of every merged tas
 base's mean there) and CKA to the base. The ranking averages each method's figures over
 encoders × task sets; its intervals are paired (every variant shares the bootstrap's row
 resamples and, with the same seeds, its seed resamples), so ★ marks the best mean retention and
-≈★ every method whose difference from it has an interval that includes zero.
+≈★ every method whose difference from it is not significant at 5%, Holm-corrected over every
+pair of methods (``ranks``); each method's rank interval comes from the same draws.
+The page's section is ``ranking_page``.
 """
 
 from __future__ import annotations
@@ -26,11 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.report import power, tables
+from harness.report import power, ranks
 from harness.report.figures import Figures, Judged, fmt_est
-from harness.report.rows import Row, merge_note
+from harness.report.rows import Row
 from harness.report.stats import Estimate, detectable, mean_of
-from harness.report.tables import md
 
 
 def merged_tasks(row: Row) -> list[str]:
@@ -77,11 +78,20 @@ class Ranked:
     cka: float | None
     models: int
     mark: str = ""
+    #: (lowest, highest rank in 95% of the paired draws, share of draws ranked first)
+    rank: tuple[int, int, float] | None = None
+    #: the Holm-adjusted p-values (over every pair of methods) of its difference from the best
+    #: (None for the best) and from the next method
+    p: float | None = None
+    p_next: float | None = None
 
 
 class Ranking:
-    def __init__(self, fig: Figures):
+    """The ranking on ``metric`` (default: the figures' primary metric)."""
+
+    def __init__(self, fig: Figures, metric: str | None = None):
         self.fig = fig
+        self.metric = metric or fig.primary
         self.cross = [r for r in fig.rows if merged_tasks(r) and r.encoder in fig.bases]
         self.found = [self._of(r) for r in self.cross]
 
@@ -92,7 +102,7 @@ class Ranking:
                      and r.adapter == row.adapter and r.train_task == task), None)
 
     def _of(self, row: Row) -> Merged:
-        fig, p = self.fig, self.fig.primary
+        fig, p = self.fig, self.metric
         base, sign = fig.bases[row.encoder], fig.direction(p)
         per_task: dict[str, tuple[Estimate | None, str, Estimate | None]] = {}
         for task in merged_tasks(row):
@@ -140,10 +150,13 @@ class Ranking:
                                               and math.isfinite(r.retention.value)
                                               else -math.inf))
         top = ranked[0].retention if ranked else None
-        for r in ranked:
+        intervals = ranks.rank_intervals([r.retention for r in ranked])
+        pairs = ranks.pairwise([r.retention for r in ranked])
+        for i, (r, interval) in enumerate(zip(ranked, intervals, strict=True)):
+            r.rank, r.p, r.p_next = interval, pairs.get((0, i)), pairs.get((i, i + 1))
             if top is not None and r.retention is not None and math.isfinite(r.retention.value):
                 r.mark = "★" if r.retention is top else \
-                    "≈★" if (top - r.retention).sign() == 0 else ""
+                    "≈★" if not ranks.rejected(r.p) else ""
         return ranked
 
 
@@ -202,99 +215,3 @@ def claim3_across(fig: Figures, stats: dict[str, dict[str, float]], soup: str,
                      f"{statistics.fmean(c[1] for c in ckas):.3f}")
     lines.append("across tasks, " + power.line(named, seeds))
     return "across tasks", Judged(signs, [p for _, p in named], seeds), lines
-
-
-def draws(fig: Figures, row: Row) -> str:
-    """Training seeds, and for a random merge (``Merge.replicates``) its draws per seed with the
-    spread (standard deviation) over them of its mean over the merged tasks."""
-    seeds = max(len(row.seeds), 1)
-    tasks = [t for t in merged_tasks(row) if (t, fig.primary) in row.values]
-    counts = {len(row.values[(t, fig.primary)]) for t in tasks}
-    if len(counts) != 1 or (n := counts.pop()) <= seeds:
-        return str(len(row.seeds))
-    means = [statistics.fmean(row.values[(t, fig.primary)][i] for t in tasks) for i in range(n)]
-    return f"{len(row.seeds)} × {n // seeds} draws (sd {statistics.stdev(means):.3f})"
-
-
-def section(fig: Figures, stats: dict[str, dict[str, float]],
-            ranking: Ranking | None = None) -> list[str]:
-    """The leaderboard's "Merge-method ranking" section (empty without cross-task merges)."""
-    ranking = ranking or Ranking(fig)
-    if not ranking.found:
-        return []
-    p = fig.primary
-    seeds = Figures.seeds_of(ranking.cross)
-    out = ["## Merge-method ranking", "",
-           "Several task-specific fine-tunes of one base merged into one model (`over=tasks`), "
-           f"each merged task scored on it against its own fine-tune, on `{md(p)}`. *retention* "
-           "= (merged − base) / (fine-tune − base) on a merged task: the share of the "
-           "fine-tune's gain kept (n/a where the fine-tune's own gain has an interval that "
-           "includes zero); *vs fine-tune* = merged − fine-tune there, defined on every merged "
-           "task (the ranking's *mean vs fine-tune* averages it over them). λ (and density) are "
-           "chosen on validation samples of the merged tasks, disjoint from the eval samples "
-           "(the chosen values are in *merge*). A random merge (DARE's masks) is the mean "
-           "over its draws, which its intervals resample; *seeds (draws)* gives their spread. "
-           "★ best mean retention; ≈★ one whose paired "
-           "interval against it includes zero (the run cannot separate them). *Adjacent "
-           "ranks*: each method against the next, the paired difference in mean retention; "
-           "*separated* where its 95% interval excludes zero, *tied* where it does not; "
-           f"*detectable*: the smallest difference it could detect (95% two-sided, 80% power, "
-           f"{power.method(seeds)}).", ""]
-    if seeds == 1:
-        out += ["One training seed: between-run variance is not in these intervals.", ""]
-    elif seeds > 1:
-        out += [f"{seeds} training seeds or more per merged model: the intervals resample "
-                "them, a t-interval over the seeds where between-run spread dominates.", ""]
-    out += _defined(ranking)
-    ranked = ranking.table()
-    body = [[md(r.method) + (f" {r.mark}" if r.mark else ""), fmt_est(r.retention),
-             fmt_est(r.versus, signed=True), fmt_est(r.off, signed=True),
-             f"{r.cka:.3f}" if r.cka is not None else "n/a", str(r.models)]
-            for r in ranked]
-    out += _table(body, ["method", "mean retention", "mean vs fine-tune", "off-task change",
-                         "CKA to base", "merged models"])
-    pairs = power.adjacent([(r.method, r.retention) for r in ranked], seeds)
-    if pairs:
-        split = sum(p[-1] == "separated" for p in pairs)
-        out += ["", f"Adjacent ranks: the run separates {split} of {len(pairs)} pairs.", ""]
-        out += _table(pairs, ["pair", "difference in mean retention", "detectable",
-                              "separated / tied"])
-    out += ["", "Per merged model (each merged task: retention, then merged − fine-tune):", ""]
-    detail = []
-    for m in sorted(ranking.found, key=lambda m: (m.row.encoder, m.row.adapter, method(m.row))):
-        # each plugin string through md once; the figures' own brackets stay as they are
-        tasks = "; ".join(
-            f"{md(t)}: {fmt_est(e) if e is not None else 'n/a'} / {fmt_est(v, signed=True)}"
-            for t, (e, _, v) in m.per_task.items())
-        why = "; ".join(f"{md(t)} n/a: {w}" for t, (e, w, _) in m.per_task.items() if w)
-        detail.append([md(m.row.encoder), md(m.row.adapter), md(method(m.row)),
-                       draws(fig, m.row), tasks,
-                       fmt_est(m.retention) if m.retention is not None else "n/a",
-                       fmt_est(m.off, signed=True), md(merge_note(m.row, stats)),
-                       why or "—"])
-    out += _table(detail, ["encoder", "adapter", "method", "seeds (draws)",
-                           "per task (retention / vs fine-tune)", "mean retention",
-                           "off-task change", "merge", "n/a because"])
-    return out + [""]
-
-
-def _table(body: list[list[str]], header: list[str]) -> list[str]:
-    return tables._table(body, header).splitlines()
-
-
-def _defined(ranking: Ranking) -> list[str]:
-    """How many merged tasks a retention is defined on (a fine-tune that gained nothing has
-    nothing to keep: its task drops out of its model's mean)."""
-    count: dict[str, list[int]] = {}
-    for m in ranking.found:
-        for task, (kept, _, _) in m.per_task.items():
-            count.setdefault(task, [0, 0])[kept is not None] += 1
-    missing = sum(n for n, _ in count.values())
-    if not missing:
-        return []
-    per = ", ".join(f"{md(t)} {k} of {n + k}" for t, (n, k) in sorted(count.items()))
-    return [f"Retention is defined on {sum(k for _, k in count.values())} of "
-            f"{sum(n + k for n, k in count.values())} merged tasks (per task, the merged models "
-            f"whose fine-tune's gain is above zero: {per}); each mean retention is over its "
-            "model's defined tasks only, so where one task remains the ranking ranks the "
-            "methods on that task alone.", ""]

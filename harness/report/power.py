@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 
 from harness.report.chance import scored, test_size
-from harness.report.figures import Figures, fmt_est, fmt_power
-from harness.report.stats import Detectable, Estimate, detectable
+from harness.report.figures import Figures, fmt_power
+from harness.report.stats import Detectable
 from harness.report.tables import md
 from harness.store.queries import Draws
 
@@ -89,18 +89,3 @@ def chance_line(fig: Figures, tasks: list[str]) -> str:
         return ""
     return ("chance (the majority share of each eval sample's labels): " +
             ", ".join(f"{md(t)} {fig.chance[t].text()}" for t in known))
-
-
-def adjacent(ranked: list[tuple[str, Estimate | None]], seeds: int) -> list[list[str]]:
-    """Each adjacent pair of a ranking: the paired difference of their figures with its
-    interval, its MDE, and whether the run separates them (the interval excludes zero)."""
-    body = []
-    for (a, ea), (b, eb) in zip(ranked, ranked[1:], strict=False):
-        if ea is None or eb is None or not (math.isfinite(ea.value) and math.isfinite(eb.value)):
-            body.append([f"{md(a)} − {md(b)}", "n/a", "n/a", "n/a"])
-            continue
-        diff = ea - eb
-        body.append([f"{md(a)} − {md(b)}", fmt_est(diff, signed=True),
-                     fmt_power(detectable(diff, seeds)),
-                     "separated" if diff.sign() != 0 else "tied"])
-    return body

@@ -191,6 +191,25 @@ def _add_analyses(store: ResultsReader, profile: str, seed: int, by_variant: dic
         by_variant[variant].encoded.setdefault(name, values[0])
 
 
+#: the merge stats the harness adds across tasks (``harness.weights``): shown on their own
+COEFFICIENT, OUTSIDE = "coefficient on ", "outside task vectors"
+
+
+def coefficients(row: Row, stats: dict[str, dict[str, float]]
+                 ) -> tuple[dict[str, float], float | None]:
+    """A cross-task merge's effective coefficient on each merged task's vector and the share
+    of its merged task vector outside their span, each the mean over its seeds (and draws)."""
+    found = [stats[v] for v in sorted(row.variants) if v in stats]
+    per: dict[str, list[float]] = {}
+    for s in found:
+        for k, v in s.items():
+            if k.startswith(COEFFICIENT) and math.isfinite(v):
+                per.setdefault(k[len(COEFFICIENT):], []).append(v)
+    outside = [s[OUTSIDE] for s in found if OUTSIDE in s and math.isfinite(s[OUTSIDE])]
+    return ({t: statistics.fmean(v) for t, v in sorted(per.items())},
+            statistics.fmean(outside) if outside else None)
+
+
 def merge_note(row: Row, stats: dict[str, dict[str, float]]) -> str:
     """What a merge reported about itself (mean over seeds), e.g. SLERP's linear fallback;
     "—" when it reported nothing."""
@@ -198,7 +217,8 @@ def merge_note(row: Row, stats: dict[str, dict[str, float]]) -> str:
     if not found:
         return "—"
     parts = []
-    for k in sorted({k for s in found for k in s}):
+    for k in sorted({k for s in found for k in s if not k.startswith(COEFFICIENT)
+                     and k != OUTSIDE}):
         values = [s[k] for s in found if k in s and math.isfinite(s[k])]
         parts.append(f"{k} {statistics.fmean(values):.3g}" if values else f"{k} n/a")
     return ", ".join(parts)
