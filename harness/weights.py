@@ -65,7 +65,7 @@ class Weights:
                 merged = variant.merge.merge(*given, score=scorer) if scorer is not None \
                     else variant.merge.merge(*given)
             del given
-            merged = self._after(backbone, variant, base, ingredients, merged)
+            merged = self._after(backbone, variant, base, ingredients, merged, scorer)
         if variant.merge is not None:  # with the variant's artifacts: never lost for good
             stats = checked_stats(variant, merged.stats) if isinstance(merged, Merged) else None
             self.store.save_merge_stats(variant.key, stats)
@@ -82,11 +82,12 @@ class Weights:
             backbone.load_weights(base)
 
     def _after(self, backbone: Backbone, variant: Variant, base: dict[str, Any],
-               ingredients: list[dict[str, Any]], merged: Any) -> Any:
+               ingredients: list[dict[str, Any]], merged: Any, scorer: Scorer | None) -> Any:
         """What the harness adds to a merge's result: the rescaling ``rescale=METRIC`` asks
         for (``harness.tuning.rescaled``) and, across tasks, the effective coefficient of the
         merged task vector on each task's (stats ``coefficient on TASK`` and ``outside task
-        vectors``, ``harness.tuning.coefficients``)."""
+        vectors``, ``harness.tuning.coefficients``). ``scorer``: the merge's own, reused when
+        it scores with the rescaling's metric."""
         assert variant.merge is not None
         metric = str(getattr(variant.merge, "rescale", "") or "")
         across = variant.merge.ingredients()[0] == "tasks" and bool(variant.run_tasks)
@@ -97,8 +98,9 @@ class Weights:
         tensors = checked_merge(variant, base, tensors)
         if metric:
             with stage("merging"):
-                found = rescaled(base, ingredients, Merged(tensors, stats),
-                                 self._scorer(backbone, variant, base, metric))
+                score = scorer if scorer is not None and variant.merge.scored_by() == metric \
+                    else self._scorer(backbone, variant, base, metric)
+                found = rescaled(base, ingredients, Merged(tensors, stats), score)
             tensors, stats = found.tensors, dict(found.stats)
         if not across:
             return Merged(tensors, stats)
