@@ -74,6 +74,10 @@ def build_parser() -> Parser:
     run.add_argument("--seeds", type=int, default=None,
                      help=f"training seeds per variant, 1..{MAX_SEEDS} (default: the "
                      "profile's; paper: 3)")
+    run.add_argument("--oracle", action=argparse.BooleanOptionalAction, default=None,
+                     help="also score each tuned cross-task merge's candidates on the eval "
+                     "samples: the ranking's oracle column, what honest tuning costs "
+                     "(default: the profile's; quick leaves it out for its time budget)")
     run.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
     run.add_argument("--out", default=None, help=f"leaderboard file to write (default: "
                      f"{DEFAULT_OUT} for `harness run --all` alone, the committed page's run; "

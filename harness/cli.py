@@ -84,7 +84,7 @@ def request_of(args: argparse.Namespace) -> Request:
     return Request(encoders=args.encoders, adapters=args.adapters, merges=args.merges,
                    tasks=args.tasks, metrics=args.metrics, train_tasks=args.train_tasks,
                    all=args.all, profile=args.profile, seed=args.seed,
-                   seeds=args.seeds)
+                   seeds=args.seeds, oracle=args.oracle)
 
 
 def cmd_run(args: argparse.Namespace, reg: Registry) -> int:

@@ -110,7 +110,7 @@ def base_key(encoder: Encoder) -> str:
 
 #: Profile fields that do not change what a training run computes (added after keys froze)
 NOT_TRAINING = ("audit_draws", "seeds", "efficient_seeds", "held_out", "replicates",
-                "claim_rows")
+                "claim_rows", "oracle")
 
 
 def profile_fields(profile: Profile) -> dict[str, Any]:

@@ -85,7 +85,8 @@ class Variant:
                   "adapter": keys.identity(self.adapter) if self.adapter else None,
                   "train_task": keys.identity(self.train_task) if self.train_task else None,
                   "merge": keys.identity(self.merge) if self.merge else None,
-                  "profile": dataclasses.asdict(profile) if self.adapter else None,
+                  "profile": {k: v for k, v in dataclasses.asdict(profile).items()
+                              if k != "oracle"} if self.adapter else None,  # not the weights
                   **({"merged_tasks": [keys.identity(t) for t in self.run_tasks]}
                      if self.run_tasks else {})},
             roles=roles)
@@ -290,5 +291,8 @@ def plan_request(registry: Registry, request: Request, device: str = "cpu",
     if request.profile not in PROFILES:
         raise HarnessError(f"unknown profile {request.profile!r} (known: "
                            f"{', '.join(sorted(PROFILES))})")
-    return build_plan(registry, select(registry, request), PROFILES[request.profile],
+    profile = PROFILES[request.profile]
+    if request.oracle is not None:  # what a run scores beside its cells: keys stay
+        profile = dataclasses.replace(profile, oracle=request.oracle)
+    return build_plan(registry, select(registry, request), profile,
                       request.seed, request.seeds, settle or (lambda e: e.settled(device)))

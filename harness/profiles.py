@@ -37,6 +37,9 @@ class Profile:
     #: seeds, so only rows power that comparison, and more eval rows for every variant would
     #: multiply the grid's embedding cost. 0 (or not above ``eval_size``): nothing extra
     claim_rows: int = 0
+    #: score a tuned cross-task merge's candidates on the eval samples too (``harness.oracle``:
+    #: the ranking's oracle column); a pass per candidate over the merged tasks' eval samples
+    oracle: bool = True
 
     @property
     def claim_extra(self) -> bool:
@@ -75,7 +78,8 @@ PROFILES: dict[str, Profile] = {
     # claim_rows: 600 rows take claim 1's detectable difference from 0.115 (100 rows) to about
     # 0.115 * sqrt(100 / 600) = 0.047, below power.TARGET (0.05)
     "quick": Profile("quick", train_size=320, eval_size=100, epochs=2, batch_size=16, stages=3,
-                     max_train_steps=40, seeds=2, held_out=50, replicates=1, claim_rows=600),
+                     max_train_steps=40, seeds=2, held_out=50, replicates=1, claim_rows=600,
+                     oracle=False),
     "paper": Profile("paper", train_size=4000, eval_size=1000, epochs=5, batch_size=64,
                      stages=5, max_train_steps=3000, seeds=3),
 }

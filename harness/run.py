@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import keys
+from harness import keys, oracle
 from harness.api import Backbone, HarnessError
 from harness.extras import Extra, extra_samples
 from harness.params import label
@@ -157,7 +157,8 @@ class Runner:
             found = self.store.load_merge_stats(variant.key)
             if found is not None and found[0] is not None:
                 self.store.put_merge_stats(variant.key, found[0])  # nothing if stored
-            self._merges[variant.key] = found is not None
+            self._merges[variant.key] = found is not None and not oracle.missing(
+                self.plan.profile, variant, found[0])
         return self._merges[variant.key]
 
     def run_cells(self, todo: dict[str, list[Cell]]) -> None:
@@ -180,8 +181,11 @@ class Runner:
                     backbone = checked_backbone(encoder.name, encoder.load(self.device))
             return backbone
 
-        for variant in variants:
+        for i, variant in enumerate(variants):
             cells = todo[variant.key]
+            # the training runs of the later variants, soonest first
+            self.weights.keep(variant, list(dict.fromkeys(
+                key for v in variants[i + 1:] for _, key in v.runs)))
             try:
                 embeddings = self._embeddings(variant, cells, get_backbone)
             except FailFast:

@@ -30,6 +30,9 @@ class Request:
     seed: int = 0
     #: training seeds per variant (``--seeds``); None: the profile's (``Profile.seeds_for``)
     seeds: int | None = None
+    #: score tuned cross-task merges' candidates on the eval samples (``--oracle``); None:
+    #: the profile's (``Profile.oracle``)
+    oracle: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

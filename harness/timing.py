@@ -13,7 +13,8 @@ import time
 from collections.abc import Iterator
 
 #: the stages in the order they are reported
-STAGES = ("audit", "loading", "training", "merging", "held-out scoring", "embedding",
+STAGES = ("audit", "loading", "training", "merging", "held-out scoring", "oracle scoring",
+          "embedding",
           "scoring", "analysis", "report")
 
 

@@ -19,13 +19,19 @@ import numpy as np
 
 from harness import keys
 from harness.api import Backbone, Checkpoint, Merged, MetricUndefined, Scorer
+from harness.oracle import Oracle
+from harness.oracle import wanted as oracle_wanted
+from harness.params import label
 from harness.plan import Plan, Variant
 from harness.reference import NONE
-from harness.samples import train_sample, valid_sample
+from harness.samples import eval_sample, train_sample, valid_sample
 from harness.store.records import RunStore
 from harness.threads import one_blas_thread
 from harness.timing import stage
 from harness.tuning import coefficients, rescaled
+
+#: the most bytes of checkpoints kept cached for later variants (``Weights.keep``)
+CACHE_BYTES = 4 << 30
 
 
 class Weights:
@@ -34,10 +40,33 @@ class Weights:
     def __init__(self, plan: Plan, store: RunStore):
         self.plan, self.store = plan, store
         self._checkpoints: dict[str, list[Checkpoint]] = {}
+        #: training runs a later variant will use: their checkpoints stay cached (``keep``)
+        self._later: set[str] = set()
+        #: the current variant's candidates scored on the eval samples (``harness.oracle``)
+        self._oracle: Oracle | None = None
 
     def clear(self) -> None:
         """Drop the cached checkpoints (after an encoder's variants are done)."""
         self._checkpoints.clear()
+        self._later = set()
+
+    def keep(self, variant: Variant, later: list[str]) -> None:
+        """Keep cached the checkpoints of ``variant``'s training runs and of the runs
+        ``later`` (those the variants still to come use, soonest first) while they fit
+        ``CACHE_BYTES``, and drop every other: each run then loads once per encoder however
+        the variants that share it are ordered (the cross-task merges of one seed's
+        fine-tunes, the single-task merges of each)."""
+        kept, size = {key for _, key in variant.runs}, 0
+        for key in later:
+            found = self._checkpoints.get(key)
+            if key in kept or found is None:
+                kept.add(key)
+                continue
+            size += sum(t.numel() * t.element_size() for ck in found for t in ck.tensors.values())
+            if size <= CACHE_BYTES:
+                kept.add(key)
+        self._later = kept
+        self._checkpoints = {k: v for k, v in self._checkpoints.items() if k in kept}
 
     @contextlib.contextmanager
     def applied(self, backbone: Backbone, variant: Variant) -> Iterator[str]:
@@ -52,6 +81,7 @@ class Weights:
         # on the CPU, where checkpoints live: merges see one device whatever the backbone's
         base = {k: current[k].detach().to("cpu", copy=True) for k in names}
         ingredients = [{k: ck.get(k, base[k]) for k in names} for ck in ingredients]
+        self._oracle = None
         if variant.merge is None:
             merged: Any = ingredients[-1]
         else:
@@ -110,6 +140,8 @@ class Weights:
         stats.update({f"coefficient on {t.name}": a
                       for t, a in zip(variant.run_tasks, coefficient, strict=True)})
         stats["outside task vectors"] = outside
+        if self._oracle is not None:
+            stats.update(self._oracle.stats(tensors))
         return Merged(tensors, stats)
 
     def _ingredients(self, backbone: Backbone, variant: Variant) -> list[dict[str, Any]]:
@@ -118,7 +150,7 @@ class Weights:
         runs = variant.runs
         if not runs:
             raise ValueError("a trained variant names its training runs")
-        used = {key for _, key in runs}
+        used = {key for _, key in runs} | self._later
         self._checkpoints = {k: v for k, v in self._checkpoints.items() if k in used}
         out: list[dict[str, Any]] = []
         for i, (seed, key) in enumerate(runs):
@@ -186,6 +218,13 @@ class Weights:
         every = [s for seqs, _ in samples for s in seqs]  # one embedding pass: less padding
         bounds = np.cumsum([0] + [len(seqs) for seqs, _ in samples])
         rng_seed = keys.scorer_seed(variant.key)
+        oracle = None
+        if oracle_wanted(profile, variant):  # its own pass: the honest one stays as it is
+            evals = [eval_sample(t, profile, self.plan.seed) for t in variant.run_tasks]
+            ys = [np.array([t.label(s) for s in seqs])
+                  for seqs, t in zip(evals, variant.run_tasks, strict=True)]
+            self._oracle = oracle = Oracle(label(metric), [t.name for t in variant.run_tasks],
+                                           bool(metric.higher_is_better))
 
         def one(X: np.ndarray, y: np.ndarray) -> float:
             if not np.isfinite(X).all():
@@ -198,14 +237,26 @@ class Weights:
                 return -math.inf
             return value if metric.higher_is_better else -value
 
+        def raw(X: np.ndarray, y: np.ndarray) -> float:
+            value = one(X, y)
+            return value if not math.isfinite(value) or metric.higher_is_better else -value
+
         def score(tensors: dict[str, Any]) -> float:
-            backbone.load_weights(checked_merge(variant, base, tensors))
+            applied = checked_merge(variant, base, tensors)
+            backbone.load_weights(applied)
             try:
                 with stage("held-out scoring"):
                     X = backbone.embed(every)
                     with one_blas_thread():
                         found = [one(X[bounds[i]:bounds[i + 1]], y)
                                  for i, (_, y) in enumerate(samples)]
+                if oracle is not None:
+                    with stage("oracle scoring"):
+                        X = backbone.embed([s for seqs in evals for s in seqs])
+                        cut = np.cumsum([0] + [len(seqs) for seqs in evals])
+                        with one_blas_thread():
+                            oracle.record(applied, [raw(X[cut[i]:cut[i + 1]], y)
+                                                    for i, y in enumerate(ys)])
             finally:
                 backbone.load_weights(base)
             return float(np.mean(found)) if all(math.isfinite(v) for v in found) \

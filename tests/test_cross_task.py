@@ -386,13 +386,27 @@ def test_a_random_merge_is_drawn_several_times_and_shown_as_one_row() -> None:
     assert [v.merge.seed for v in fixed.variants if v.merge is not None] == [5]
 
 
-def test_the_smoke_run_ranks_cross_task_merges(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_smoke_run_ranks_cross_task_merges(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Issue #33's run: the new baselines across tasks on the smoke profile, ranked with their
-    rank intervals, Holm-corrected p-values and effective coefficients; a rescaled SLERP."""
+    rank intervals, Holm-corrected p-values and effective coefficients; a rescaled SLERP. Each
+    training run's checkpoints load (or train) once, though fine-tunes of other tasks come
+    between the merges that use them (``Weights.keep``)."""
+    import collections
     import contextlib
     import io
 
     from harness.cli import main
+    from harness.store.artifacts import Artifacts
+
+    loads: collections.Counter[str] = collections.Counter()
+    load = Artifacts.load_checkpoints
+
+    def counted(self, key):  # type: ignore[no-untyped-def]
+        found = load(self, key)
+        loads[key] += 1
+        return found
+
+    monkeypatch.setattr(Artifacts, "load_checkpoints", counted)
 
     args = ["run", "--encoder", "scratch", "--adapter", "full", "--task", "parity", "--task",
             "divisible-by-5", "--task", "monotonic", "--merge", "breadcrumbs:over=tasks",
@@ -403,19 +417,37 @@ def test_the_smoke_run_ranks_cross_task_merges(tmp_path) -> None:  # type: ignor
     with contextlib.redirect_stdout(io.StringIO()) as out:
         assert main(args) == 0
     assert "0 failed" in out.getvalue()
+    assert loads and max(loads.values()) == 1, loads  # each run looked up once, then cached
     page = (tmp_path / "O.md").read_text()
     ranking = page[page.index("## Merge-method ranking"):page.index("## The paper's claims")]
     for name in ("| breadcrumbs", "| della", "| tsv", "| slerp:rescale=silhouette",
                  "parity:", "divisible-by-5:", "monotonic:", "chosen effective coefficient",
                  "rescale factor", "rank (P first)", "p vs ★", "coefficient (outside)",
-                 "p (Holm)", "coefficient per task (outside)", "mean retention"):
+                 "p (Holm)", "coefficient per task (outside)", "mean retention", "oracle gap"):
         assert name in ranking, name
     table = ranking.split("| method")[1].split("\n\n")[0]
     rows = [line for line in table.splitlines()[2:] if line.startswith("|")]
     assert len(rows) == 4
-    for line in rows:  # every method: a rank interval with its share first, a coefficient
-        cells = [c.strip() for c in line.split("|")[1:-1]]
+    for line in rows:  # every method: a rank interval with its share first, its oracle gap
+        cells = [c.strip() for c in line.split("|")[1:-1]]  # (each chooses λ), a coefficient
         assert cells[2] == "n/a" or "(" in cells[2], line
-        assert cells[4] != "n/a", line
+        assert cells[4].startswith("+") and float(cells[4]) >= 0, line
+        assert cells[5] != "n/a", line
     assert "scratch + full@divisible-by-5+monotonic+parity" not in page.split(
         "## Headline")[1].split("## ")[0]  # not in the single-task table
+
+
+def test_checkpoints_kept_for_later_variants_fit_the_cache(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``Weights.keep``: the current variant's runs always stay; later ones while they fit
+    ``CACHE_BYTES``, soonest first; a run no variant uses again is dropped."""
+    from types import SimpleNamespace
+
+    from harness import weights
+    from harness.api import Checkpoint
+
+    cache = weights.Weights(None, None)  # type: ignore[arg-type]
+    one = [Checkpoint(0, 0, {"w": torch.zeros(256)})]  # 1 KiB each
+    cache._checkpoints = {k: one for k in "abcde"}
+    monkeypatch.setattr(weights, "CACHE_BYTES", 2048)
+    cache.keep(SimpleNamespace(runs=[(0, "a")]), ["c", "a", "d", "e"])  # type: ignore[arg-type]
+    assert sorted(cache._checkpoints) == ["a", "c", "d"]  # b unused; e over the 2 KiB

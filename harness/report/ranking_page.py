@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 import statistics
 
+from harness import oracle
 from harness.report import power, ranks, tables
 from harness.report.figures import Figures, fmt_est, fmt_power
-from harness.report.merging import Ranked, Ranking, merged_tasks, method
+from harness.report.merging import Merged, Ranked, Ranking, merged_tasks, method
 from harness.report.rows import Row, coefficients, merge_note
 from harness.report.stats import RESAMPLES, detectable
 from harness.report.tables import md
@@ -73,13 +74,16 @@ def section(fig: Figures, stats: dict[str, dict[str, float]],
     ranked = ranking.table()
     scale = {name: _mean_coefficient([m.row for m in found], stats)
              for name, found in ranking.methods().items()}
+    gap = {name: oracle_gap(ranking, found, stats) for name, found in ranking.methods().items()}
     body = [[md(r.method) + (f" {r.mark}" if r.mark else ""), fmt_est(r.retention),
              ranks.fmt_rank(r.rank), "—" if r.mark == "★" else ranks.fmt_p(r.p, RESAMPLES),
-             scale[r.method], fmt_est(r.versus, signed=True), fmt_est(r.off, signed=True),
+             gap[r.method], scale[r.method], fmt_est(r.versus, signed=True),
+             fmt_est(r.off, signed=True),
              f"{r.cka:.3f}" if r.cka is not None else "n/a", str(r.models)]
             for r in ranked]
     out += _table(body, ["method", "mean retention", "rank (P first)", "p vs ★",
-                         "coefficient (outside)", "mean vs fine-tune", "off-task change",
+                         "oracle gap", "coefficient (outside)", "mean vs fine-tune",
+                         "off-task change",
                          "CKA to base", "merged models"])
     pairs = adjacent(ranked, seeds)
     if pairs:
@@ -130,6 +134,41 @@ def _per_task(row: Row, stats: dict[str, dict[str, float]]) -> str:
         return "n/a"
     return ", ".join(f"{t} {a:.2f}" for t, a in per.items()) + \
         (f" ({outside:.2f})" if outside is not None else "")
+
+
+def oracle_gap(ranking: Ranking, found: list[Merged], stats: dict[str, dict[str, float]]
+               ) -> str:
+    """A method's *oracle gap*: the mean over its merged models (and their seeds) of how much
+    more mean retention the candidate best on the eval samples has than the one chosen on the
+    validation samples, both scored in the oracle's pass (``harness.oracle``), each task's
+    difference over its fine-tune's gain, on the tasks where retention is defined. "—": the
+    method chooses nothing; "n/a": a model of it has no oracle scores in this metric."""
+    fig, metric = ranking.fig, ranking.metric
+    per_model: list[float | None] = []
+    for m in found:
+        scored = [stats[v] for v in sorted(m.row.variants)
+                  if oracle.COUNT in stats.get(v, {})]
+        if not scored:
+            per_model.append(None)
+            continue
+        gaps = []
+        for s in scored:
+            for task, (kept, _, _) in m.per_task.items():
+                tune = ranking.fine_tune(m.row, task)
+                best = s.get(oracle.stat(oracle.ORACLE, metric, task))
+                chosen = s.get(oracle.stat(oracle.TUNED, metric, task))
+                if kept is None or tune is None or best is None or chosen is None:
+                    continue
+                sign = fig.direction(metric)
+                gain = sign * (fig.score(tune, task, metric).value
+                               - fig.score(fig.bases[m.row.encoder], task, metric).value)
+                gaps.append(sign * (best - chosen) / gain)
+        per_model.append(statistics.fmean(gaps) if gaps else math.nan)
+    if all(g is None for g in per_model):
+        return "—"
+    if any(g is None or not math.isfinite(g) for g in per_model):
+        return "n/a"
+    return f"{statistics.fmean(g for g in per_model if g is not None):+.3f}"
 
 
 def _mean_coefficient(rows: list[Row], stats: dict[str, dict[str, float]]) -> str:

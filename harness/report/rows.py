@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import keys
+from harness import keys, oracle
 from harness.reference import NONE
 from harness.store.records import AnalysisRecord, ResultsReader, ScoreRecord, VariantRecord
 
@@ -218,7 +218,7 @@ def merge_note(row: Row, stats: dict[str, dict[str, float]]) -> str:
         return "—"
     parts = []
     for k in sorted({k for s in found for k in s if not k.startswith(COEFFICIENT)
-                     and k != OUTSIDE}):
+                     and k not in (OUTSIDE, oracle.COUNT) and oracle.parse(k) is None}):
         values = [s[k] for s in found if k in s and math.isfinite(s[k])]
         parts.append(f"{k} {statistics.fmean(values):.3g}" if values else f"{k} n/a")
     return ", ".join(parts)
