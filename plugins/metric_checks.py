@@ -1,7 +1,8 @@
 """What the built-in metrics share: input checks, stratified folds, splits and subsamples.
 
 The built-in metrics score how well the geometry of embeddings ``X`` separates the class labels
-``y``. Each is a thin wrapper around scikit-learn, imported where it is used (a run whose scores
+``y``. Each is a thin wrapper around scikit-learn (the probe's small fits excepted: they are
+solved exactly by ``logistic``), imported where it is used (a run whose scores
 are all stored never pays for importing it), with the checks below. A metric raises
 ``MetricUndefined`` (never returns NaN) wherever its value is undefined for the data at hand;
 all randomness comes from the ``rng`` passed to ``score``, so a score is a deterministic
