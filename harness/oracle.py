@@ -11,9 +11,9 @@ as merge stats, per task, in the scorer's metric. Both come from the same pass, 
 difference is the cost of honest tuning on this run's data, not a difference of batching; the
 leaderboard turns it into retention (``harness.report.ranking_page``).
 
-Stored as ``oracle: METRIC on TASK`` and ``tuned: METRIC on TASK``: for the default grid a
-validation-sized pass over three tasks' eval samples per candidate, which the quick profile
-leaves out for its time budget (README's *The oracle column*).
+Stored as ``oracle: METRIC on TASK`` and ``tuned: METRIC on TASK``. It costs a pass over the
+merged tasks' eval samples per candidate (300 sequences on ``quick``, twice its held-out pass),
+which the quick profile leaves out for its time budget (README's *The oracle column*).
 """
 
 from __future__ import annotations
