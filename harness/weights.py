@@ -42,13 +42,14 @@ class Weights:
         self._checkpoints: dict[str, list[Checkpoint]] = {}
         #: training runs a later variant will use: their checkpoints stay cached (``keep``)
         self._later: set[str] = set()
+        self._sizes: dict[str, int] = {}  # bytes of each cached run's checkpoints
         #: the current variant's candidates scored on the eval samples (``harness.oracle``)
         self._oracle: Oracle | None = None
 
     def clear(self) -> None:
         """Drop the cached checkpoints (after an encoder's variants are done)."""
         self._checkpoints.clear()
-        self._later = set()
+        self._later, self._sizes = set(), {}
 
     def keep(self, variant: Variant, later: list[str]) -> None:
         """Keep cached the checkpoints of ``variant``'s training runs and of the runs
@@ -62,7 +63,10 @@ class Weights:
             if key in kept or found is None:
                 kept.add(key)
                 continue
-            size += sum(t.numel() * t.element_size() for ck in found for t in ck.tensors.values())
+            if key not in self._sizes:  # once per run: keep() is called for every variant
+                self._sizes[key] = sum(t.numel() * t.element_size() for ck in found
+                                       for t in ck.tensors.values())
+            size += self._sizes[key]
             if size <= CACHE_BYTES:
                 kept.add(key)
         self._later = kept
