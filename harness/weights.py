@@ -40,9 +40,8 @@ class Weights:
     def __init__(self, plan: Plan, store: RunStore):
         self.plan, self.store = plan, store
         self._checkpoints: dict[str, list[Checkpoint]] = {}
-        #: training runs a later variant will use: their checkpoints stay cached (``keep``)
-        self._later: set[str] = set()
-        self._sizes: dict[str, int] = {}  # bytes of each cached run's checkpoints
+        #: training runs a later variant will use (cached: ``keep``), and each one's bytes
+        self._later, self._sizes = set[str](), dict[str, int]()
         #: the current variant's candidates scored on the eval samples (``harness.oracle``)
         self._oracle: Oracle | None = None
 
@@ -52,20 +51,18 @@ class Weights:
         self._later, self._sizes = set(), {}
 
     def keep(self, variant: Variant, later: list[str]) -> None:
-        """Keep cached the checkpoints of ``variant``'s training runs and of the runs
-        ``later`` (those the variants still to come use, soonest first) while they fit
-        ``CACHE_BYTES``, and drop every other: each run then loads once per encoder however
-        the variants that share it are ordered (the cross-task merges of one seed's
-        fine-tunes, the single-task merges of each)."""
+        """Keep cached the checkpoints of ``variant``'s runs and of the runs ``later`` (the
+        variants to come use them, soonest first) while they fit ``CACHE_BYTES``; drop every
+        other. Each run then loads once per encoder, however its variants are ordered."""
         kept, size = {key for _, key in variant.runs}, 0
         for key in later:
             found = self._checkpoints.get(key)
             if key in kept or found is None:
                 kept.add(key)
                 continue
-            if key not in self._sizes:  # once per run: keep() is called for every variant
-                self._sizes[key] = sum(t.numel() * t.element_size() for ck in found
-                                       for t in ck.tensors.values())
+            if key not in self._sizes:  # counted once per run, not on every variant's call
+                self._sizes[key] = sum(t.numel() * t.element_size() for c in found
+                                       for t in c.tensors.values())
             size += self._sizes[key]
             if size <= CACHE_BYTES:
                 kept.add(key)
