@@ -61,8 +61,8 @@ def coefficients(base: Tensors, checkpoints: list[Tensors], delta: Tensors
     k = len(checkpoints)
     gram, proj, total = np.zeros((k, k)), np.zeros(k), 0.0
     for key, b in base.items():
-        d = delta[key].double().flatten()
-        tv = torch.stack([(ck[key].double() - b.double()).flatten() for ck in checkpoints])
+        d, b64 = delta[key].double().flatten(), b.double().flatten()
+        tv = torch.stack([ck[key].double().flatten() - b64 for ck in checkpoints])
         gram += (tv @ tv.T).numpy()
         proj += (tv @ d).numpy()
         total += float(d @ d)

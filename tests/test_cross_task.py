@@ -248,8 +248,8 @@ def test_all_with_a_named_cross_task_merge_adds_the_comparators() -> None:
     reg = load_registry()
     sel = select(reg, Request(all=True, merges=["model-stock:over=tasks"]))
     names = sorted(m.name for m in sel.merges if m.ingredients()[0] == "tasks")
-    assert names == ["breadcrumbs", "consensus-ties", "dare-ties", "della", "iso-c",
-                     "model-stock", "slerp", "slerp", "soup", "task-arithmetic", "ties", "tsv"]
+    assert names == ["breadcrumbs", "consensus-ties", "dare-ties", "iso-c", "model-stock",
+                     "slerp", "slerp", "soup", "task-arithmetic", "ties", "tsv"]
     assert "slerp:over=tasks,rescale=silhouette" in {label(m) for m in sel.merges}
     single = select(reg, Request(all=True, merges=["soup"]))  # single-task merges only
     assert not any(m.ingredients()[0] == "tasks" for m in single.merges)
@@ -269,9 +269,9 @@ def test_the_default_grid_merges_the_train_tasks_on_every_encoder() -> None:
     for pair in pairs:  # every encoder + adapter the grid trains, by every comparator
         methods = sorted(v.merge.name for v in cross
                          if (v.encoder.name, v.adapter.name) == pair)
-        # one cross-task merge per training seed (quick: 2) and per DARE or DELLA mask draw;
-        # SLERP twice: as merged and rescaled
-        assert methods == sorted((["dare-ties", "della"] * plan.profile.replicates + [
+        # one cross-task merge per training seed (quick: 2) and per DARE mask draw; SLERP
+        # twice: as merged and rescaled
+        assert methods == sorted((["dare-ties"] * plan.profile.replicates + [
             "breadcrumbs", "consensus-ties", "iso-c", "slerp", "slerp", "soup",
             "task-arithmetic", "ties", "tsv"]) * plan.profile.seeds)
     assert {e for e, _ in pairs} == {"minilm", "scratch", "smollm2"}

@@ -156,6 +156,26 @@ def test_embeddings_ignore_padding(tiny_llama: str, pooling: str) -> None:
     assert not np.allclose(together[0], together[2])
 
 
+@pytest.mark.parametrize("which", ["llama", "bert"])
+def test_bf16_embed_casts_once_with_the_same_result(tiny_llama: str, tiny_bert: str,
+                                                    which: str) -> None:
+    """``HFBackbone.embed`` casts each linear weight once per call, not per batch: the same
+    embeddings bit for bit as autocast's per-batch casts (``Backbone.embed``), with the fp32
+    parameters back in place afterwards."""
+    from harness.api import Backbone
+
+    backbone = HF(model=tiny_llama if which == "llama" else tiny_bert,
+                  precision="bf16").load("cpu")
+    before = {name: p for name, p in backbone.module.named_parameters()}
+    values = {name: p.detach().clone() for name, p in before.items()}
+    seqs = SEQS * 5
+    fast = backbone.embed(seqs, batch_size=3)  # seven batches
+    assert np.array_equal(fast, Backbone.embed(backbone, seqs, batch_size=3))
+    after = dict(backbone.module.named_parameters())
+    assert all(after[name] is p and p.dtype == torch.float32 and torch.equal(p, values[name])
+               for name, p in before.items())
+
+
 def test_pool_on_both_padding_sides() -> None:
     hidden = torch.arange(2 * 4 * 1, dtype=torch.float32).reshape(2, 4, 1)
     right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
