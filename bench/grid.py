@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import statistics
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from common import fail, peak_gflops, report, verdict
 
@@ -56,16 +58,32 @@ def default_merges() -> list[str]:
         [f"{m['name']}:over=tasks" for m in merges if m.get("comparator")]
 
 
-def flop_floor(folder: Path, peaks: dict[str, float], args: list[str],
-               before: set[str] | None = None) -> tuple[float, str, set[str]]:
+def candidates(merge: Any) -> int | None:
+    """Held-out passes a merge makes to choose its parameters (one per candidate): a tuned
+    merge's grid over its free parameters, a rescaled merge's effective coefficients; None
+    where the merge scores candidates in a way of its own (e.g. greedy soup): not counted."""
+    from harness.tuning import SCALES, TunedMerge
+
+    if merge is None or merge.scored_by() is None:
+        return 0
+    if isinstance(merge, TunedMerge):
+        return math.prod(len(merge.GRID[name]) for name in merge.free())
+    if getattr(merge, "rescale", ""):
+        return len(SCALES)
+    return None
+
+
+def flop_floor(store_dir: Path, cache: Path, peaks: dict[str, float], args: list[str],
+               before: set[str] | None = None) -> tuple[dict[str, float], str, set[str]]:
     """Seconds the linear layers of `harness run ARGS` need at the measured matmul peak of the
-    precision each encoder settled (``peaks``: GFLOP/s by number format): every
-    distinct embedding pass (variants sharing weights share one, as in the store) and every
-    training step (forward + backward: 4 FLOPs per weight and token with frozen weights, 6 for
-    full fine-tuning), over the real (unpadded) tokens; only for variants not in ``before``
-    and training runs none of them had. Scoring, analysis, loading and the passes over
-    held-out data of merges that choose their parameters there come on top. Also
-    returns the plan's variant keys."""
+    precision each encoder settled (``peaks``: GFLOP/s by number format), by stage:
+    ``embedding``, every distinct embedding pass (variants sharing weights share one, as in
+    the store); ``training``, every training step (forward + backward: 4 FLOPs per weight and
+    token with frozen weights, 6 for full fine-tuning); ``held-out``, the passes over held-out
+    data of merges that choose their parameters there (``candidates``); all over the real
+    (unpadded) tokens, and only for variants not in ``before`` and training runs none of them
+    had. Scoring, analysis, loading, merging and the report come on top. Also returns the
+    plan's variant keys."""
     from common import linear_params
 
     from harness.api import PROFILES
@@ -74,17 +92,18 @@ def flop_floor(folder: Path, peaks: dict[str, float], args: list[str],
     from harness.plan import plan_request
     from harness.plugins.training import schedule
     from harness.run import pick_device
-    from harness.samples import eval_sample, train_sample
+    from harness.samples import eval_sample, train_sample, valid_sample
     from harness.store import Store
 
-    os.environ["HARNESS_CACHE"] = str(folder / "cache")
+    os.environ["HARNESS_CACHE"] = str(cache)
     reg = load_registry([])
     profile = PROFILES["quick"]
     # settled for the device the measured run picked (`--device auto`), as its keys were
     plan = plan_request(reg, request_of(build_parser().parse_args(["run", *args])),
                         pick_device("auto"))
-    store = Store(folder / "store")
-    seconds, passes, runs = 0.0, 0, 0
+    store = Store(store_dir)
+    floor = {"training": 0.0, "embedding": 0.0, "held-out": 0.0}
+    passes, runs, held, uncounted = 0, 0, 0, 0
     formats: set[str] = set()
     old = [v for v in plan.variants if v.key in (before or set())]
     old_runs = {key for v in old for _, key in v.runs}
@@ -97,7 +116,7 @@ def flop_floor(folder: Path, peaks: dict[str, float], args: list[str],
         number_format = variants[0].encoder.number_format()
         number_format = number_format if number_format in peaks else "fp32"  # e.g. a plugin's
         formats.add(number_format)
-        flops = 0.0
+        rate = peaks[number_format] * 1e9
         params = linear_params(backbone.module)
         tokens = sum(sum(backbone.lengths(eval_sample(t, profile, 0))) for t in plan.tasks)
         first = eval_key(plan.tasks[0], profile, 0)
@@ -105,21 +124,68 @@ def flop_floor(folder: Path, peaks: dict[str, float], args: list[str],
         inodes = {store.embeddings_path(embedding_key(v.key, first)).stat().st_ino
                   for v in variants} - done
         passes += len(inodes)
-        flops += 2 * params * tokens * len(inodes)
+        floor["embedding"] += 2 * params * tokens * len(inodes) / rate
         trained = {(key, v.adapter.name, v.train_task.name) for v in variants if v.adapter
                    and v.train_task for _, key in v.runs if key not in old_runs}
         for _, adapter, task in trained:
             seqs = train_sample(reg.components["tasks"][task](), profile, 0)
             per_seq = sum(backbone.lengths(seqs)) / len(seqs)
             steps = schedule(len(seqs), profile)[0]
-            flops += (6 if adapter == "full" else 4) * params * per_seq * steps * \
-                profile.batch_size
+            floor["training"] += (6 if adapter == "full" else 4) * params * per_seq * steps * \
+                profile.batch_size / rate
         runs += len(trained)
-        seconds += flops / (peaks[number_format] * 1e9)
+        for v in variants:
+            count = candidates(v.merge)
+            if count is None:
+                uncounted += 1
+                continue
+            tasks = v.run_tasks or ([v.train_task] if v.train_task else [])
+            held_tokens = sum(sum(backbone.lengths(valid_sample(
+                t, profile, plan.seed, size=profile.held_out_size))) for t in tasks)
+            held += count
+            floor["held-out"] += 2 * params * held_tokens * count / rate
     store.close()
     at = ", ".join(f"{f} {peaks[f]:.0f} GFLOP/s" for f in sorted(formats))
-    return (seconds, f"{passes} embedding passes, {runs} training runs; peak {at}",
-            {v.key for v in plan.variants})
+    what = f"{passes} embedding passes, {held} held-out passes, {runs} training runs"
+    what += f" ({uncounted} merges' held-out passes not counted)" if uncounted else ""
+    return floor, f"{what}; peak {at}", {v.key for v in plan.variants}
+
+
+def stage_seconds(line: str) -> dict[str, float]:
+    """``time: 123 s; training 40 s (33%), ...`` as {stage: seconds} (``other`` included)."""
+    return {name: float(value) for name, value in
+            re.findall(r"(?:^|, |; )([a-z][a-z -]*?) (\d+) s \(", line)}
+
+
+#: the measured stages each floor stage covers; every other stage is outside the floor
+COVERED = {"training": ("training",), "embedding": ("embedding", "held-out scoring",
+                                                      "oracle scoring")}
+
+
+def report_floor(name: str, wall: float, stages: str, floor: dict[str, float], what: str
+                 ) -> None:
+    """The run's ratio to its linear-layer FLOP floor, in all and per stage (training;
+    embedding with the held-out passes; the rest, which has no floor, as a share of wall)."""
+    total = sum(floor.values())
+    old = floor["training"] + floor["embedding"]  # the yardstick before #34: no held-out passes
+    report(f"{name}: linear-layer FLOPs at the matmul peak",
+           f"{minutes(total)} ({what}); cold = {wall / total:.2f}x this floor "
+           f"({wall / old:.2f}x {minutes(old)} without the held-out passes)",
+           f"no run in these precisions on this CPU can be faster; target <= 2.0x: "
+           f"{verdict(wall <= 2.0 * total)}")
+    seconds = stage_seconds(stages)
+    covered = {stage: sum(seconds.get(s, 0.0) for s in COVERED[stage]) for stage in COVERED}
+    parts = [f"training {covered['training']:.0f} s / {floor['training']:.0f} s = "
+             f"{covered['training'] / max(floor['training'], 1e-9):.2f}x",
+             f"embedding and held-out scoring {covered['embedding']:.0f} s / "
+             f"{floor['embedding'] + floor['held-out']:.0f} s = "
+             f"{covered['embedding'] / max(floor['embedding'] + floor['held-out'], 1e-9):.2f}x"]
+    report(f"{name}: per stage against its floor", "; ".join(parts))
+    outside = max(0.0, wall - sum(covered.values()))
+    rest = ", ".join(f"{s} {v:.0f} s" for s, v in seconds.items()
+                     if not any(s in names for names in COVERED.values()) and v >= 0.5)
+    report(f"{name}: outside the floor", f"{outside:.0f} s = {outside / wall:.0%} of wall "
+           f"({rest})", f"target <= 20%: {verdict(outside <= 0.2 * wall)}")
 
 
 def minutes(seconds: float) -> str:
@@ -135,7 +201,13 @@ def main() -> int:
                         "machine: the cold run is compared with it")
     parser.add_argument("--keep", metavar="FOLDER", help="run in FOLDER (new or empty) and "
                         "keep its store, e.g. to render the leaderboard from the cold run")
+    parser.add_argument("--of-run", nargs=3, metavar=("LOG", "STORE", "CACHE"), help="run "
+                        "nothing: the floor ratios of a cold `harness run --all --timing` made "
+                        "already (e.g. in a fresh clone), from its output (with /usr/bin/time "
+                        "-v's wall time if there), its store and its model cache")
     args = parser.parse_args()
+    if args.of_run:
+        return of_run(*map(Path, args.of_run))
     if args.keep and Path(args.keep).exists() and any(Path(args.keep).iterdir()):
         fail(f"--keep {args.keep}: give a new or empty folder (the run must be cold)")
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
@@ -152,10 +224,9 @@ def main() -> int:
                    f"target <= 1x on this CPU kind: {verdict(cold <= args.baseline)}; "
                    f"<= 1.5x: {verdict(cold <= 1.5 * args.baseline)}")
         report("harness run --all (quick), cold: stages", stages.removeprefix("time: "))
-        floor, what, cold_variants = flop_floor(folder, peaks, ["--all"])
-        report("harness run --all (quick), cold: linear-layer FLOPs at the matmul peak",
-               f"{minutes(floor)} ({what}); cold = {cold / floor:.2f}x this floor",
-               "no run in these precisions on this CPU can be faster; aim: cold <= 1.5x")
+        floor, what, cold_variants = flop_floor(folder / "store", folder / "cache", peaks,
+                                                ["--all"])
+        report_floor("harness run --all (quick), cold", cold, stages, floor, what)
         warm = []
         for _ in range(args.repeat):
             seconds, warm_cells, _ = run(["--all"], folder)
@@ -170,10 +241,28 @@ def main() -> int:
                f"target <= 1/5 of cold: {verdict(extra <= cold / 5)}")
         report(f"harness run --all (quick), one more merge ({args.add_merge}): stages",
                extra_stages.removeprefix("time: "))
-        floor, what, _ = flop_floor(folder, peaks, grown, cold_variants)
+        floor, what, _ = flop_floor(folder / "store", folder / "cache", peaks, grown,
+                                    cold_variants)
         report(f"harness run --all (quick), one more merge ({args.add_merge}): linear-layer "
-               "FLOPs at the matmul peak", f"{minutes(floor)} ({what})",
+               "FLOPs at the matmul peak", f"{minutes(sum(floor.values()))} ({what})",
                "no run in these precisions on this CPU can be faster")
+    return 0
+
+
+def of_run(log: Path, store: Path, cache: Path) -> int:
+    """The floor report of a cold run made already (``--of-run``)."""
+    text = log.read_text()
+    stages = re.search(r"^time: .*", text, re.MULTILINE)
+    if not stages:
+        fail(f"{log}: no `time:` line; run `harness run --all --timing`")
+    elapsed = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", text)
+    wall = (int(elapsed.group(1) or 0) * 3600 + int(elapsed.group(2)) * 60 +
+            float(elapsed.group(3))) if elapsed else float(stages.group(0).split()[1])
+    peaks = {f: peak_gflops(f) for f in ("fp32", "bf16")}  # on the idle machine
+    report("harness run --all (quick), cold", f"{minutes(wall)}; stages "
+           f"{stages.group(0).removeprefix('time: ')}")
+    floor, what, _ = flop_floor(store, cache, peaks, ["--all"])
+    report_floor("harness run --all (quick), cold", wall, stages.group(0), floor, what)
     return 0
 
 

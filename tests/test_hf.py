@@ -277,6 +277,69 @@ def test_lora_checkpoints_are_folded_dense_deltas(tiny_llama: str,
     assert not any("lora_" in n for n, _ in backbone.module.named_modules())
 
 
+def _lora_fit(folder: str, train_attention: str = "sdpa") -> tuple[list, dict]:
+    """A LoRA fit on a tiny model in bf16 autocast; its checkpoints and the weights after."""
+    from harness.plugins.hf import load_pretrained
+
+    backbone = load_pretrained(folder, "mean", "cpu", "bf16", train_attention=train_attention)
+    train = [(2, 4, 6, 8), (1, 3, 5, 7, 9, 11)] * 8
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        checkpoints = Lora(rank=2).fit(backbone, train, [0, 1] * 8, 0, PROFILES["smoke"])
+    return checkpoints, backbone.weights()
+
+
+@pytest.mark.parametrize("which", ["llama", "bert"])
+def test_lora_training_casts_frozen_weights_once_with_the_same_result(
+        tiny_llama: str, tiny_bert: str, which: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In bf16 training the frozen base weights are cast once for all steps, not by autocast
+    on every step: every checkpoint the same bit for bit, the fp32 weights back in place."""
+    import contextlib
+
+    from harness.plugins import casts
+
+    folder = tiny_llama if which == "llama" else tiny_bert
+    made: list[int] = []
+    real_cast = casts.cast
+    monkeypatch.setattr(casts, "cast", lambda w, d: made.append(id(w)) or real_cast(w, d))
+    fast, after = _lora_fit(folder)
+    # every frozen linear weight (all but LoRA's factors) cast once for all steps
+    assert len(made) == len(set(made)) == (14 if which == "llama" else 13)
+    assert all(v.dtype == torch.float32 for v in after.values())
+    monkeypatch.setattr(casts.FrozenCasts, "applied",
+                        lambda self, module, dtype: contextlib.nullcontext())
+    slow, _ = _lora_fit(folder)
+    assert len(fast) == len(slow) == 2
+    for a, b in zip(fast, slow, strict=True):
+        assert sorted(a.tensors) == sorted(b.tensors)
+        assert all(torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
+
+
+def test_train_attention_math_runs_the_plain_kernel(tiny_llama: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``train_attention=math`` trains with torch's plain attention kernel (no other kernel
+    allowed), close to what the fused kernels train; SmolLM2 settles it per device."""
+    import torch.nn.attention as attention
+
+    from harness.plugins.pretrained import SmolLM2
+
+    kernels: list[object] = []
+    real = attention.sdpa_kernel
+    monkeypatch.setattr(attention, "sdpa_kernel",
+                        lambda b, **kw: kernels.append(b) or real(b, **kw))
+    plain, _ = _lora_fit(tiny_llama, "math")
+    assert kernels and all(k == attention.SDPBackend.MATH for k in kernels)
+    kernels.clear()
+    fused, _ = _lora_fit(tiny_llama, "sdpa")
+    assert not kernels
+    for a, b in zip(plain, fused, strict=True):
+        assert all(torch.allclose(a.tensors[k], b.tensors[k], atol=1e-2) for k in a.tensors)
+    assert SmolLM2().settled("cpu").train_attention == "math"
+    assert SmolLM2().settled("cuda").train_attention == "sdpa"
+    assert SmolLM2(train_attention="sdpa").settled("cpu").train_attention == "sdpa"
+    assert SmolLM2().attention_on("cuda:1") == "sdpa"
+
+
 def test_lora_and_full_in_a_run(tiny_llama: str, tiny_bert: str, tmp_path: Path,
                                 capsys: pytest.CaptureFixture) -> None:
     argv = ["run", "--encoder", f"hf:model={tiny_llama},pooling=last", "--encoder",
