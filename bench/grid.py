@@ -1,15 +1,19 @@
 """`harness run --all` on the quick profile: cold, warm, and one more merge method.
 
 - cold: an empty store and an empty model cache (SmolLM2's one-time GGUF conversion included),
-  as on a fresh clone;
+  as on a fresh clone, with its ratio to its linear-layer FLOP floor, in all and per stage
+  (training; embedding with the held-out passes), and the share of its wall time outside the
+  floor (#34: <= 2.0x and <= 20%);
 - warm: the same command again, everything cached (median of ``--repeat``);
 - one more merge: the whole default grid (its merges and the cross-task comparators named)
   plus ``--add-merge`` (default ``ties``) on the finished store: its variants train nothing and
   reuse every checkpoint, and every other cell is reused.
 
-Everything runs in a temporary folder, which is removed afterwards.
+Everything runs in a temporary folder, which is removed afterwards. ``--of-run`` runs nothing
+and reports the floor of a cold `harness run --all --timing` made already.
 
     python bench/grid.py [--repeat 3] [--add-merge ties]
+    python bench/grid.py --of-run LOG STORE CACHE
 """
 
 from __future__ import annotations
