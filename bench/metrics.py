@@ -1,6 +1,7 @@
-"""Metric time at 2,000 and 10,000 embeddings, the error silhouette's subsampling adds, and a
+"""Metric time at 2,000 and 10,000 embeddings, the error silhouette's subsampling adds, a
 cell's scoring right after a torch pass with numpy's BLAS on every core or on one thread
-(``harness.threads``: what the runner does).
+(``harness.threads``: what the runner does), and one k-means fit of the harness's own
+(``harness.plugins.kmeans``) against scikit-learn's, with their mean agreement with the classes.
 
 Embeddings are synthetic: two classes of 576-dimensional points (SmolLM2's width) whose means
 differ by 1.5 noise standard deviations in 64 of the directions (silhouette ~0.1, as on
@@ -65,6 +66,34 @@ def blas_threads(metrics: list, repeat: int) -> None:
                f"{diff:.1e}")
 
 
+def kmeans_fits(repeat: int) -> None:
+    """One k-means++ start and Lloyd's iterations on L2-normalised rows (what the k-means
+    metrics fit ten times a cell): the harness's numpy k-means against scikit-learn's
+    ``KMeans(n_init=1)``, ms per fit, and the mean NMI with the classes over 20 starts each
+    (two draws of one distribution: they differ by their standard errors)."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from harness.plugins.kmeans import kmeans
+    from harness.threads import one_blas_thread
+
+    for n in (100, 1000):
+        X, y = embeddings(n)
+        X = X / np.linalg.norm(X, axis=1, keepdims=True)
+        fits = {"ours": lambda X=X: [kmeans(X, 2, np.random.default_rng(s)) for s in range(20)],
+                "sklearn": lambda X=X: [KMeans(n_clusters=2, n_init=1, random_state=s)
+                                        .fit_predict(X) for s in range(20)]}
+        with one_blas_thread():
+            times, outs = side_by_side(fits, repeat)
+        nmis = {k: [normalized_mutual_info_score(y, lab) for lab in v] for k, v in outs.items()}
+        agree = {k: f"{statistics.mean(v):.3f} ± {statistics.stdev(v) / len(v) ** 0.5:.3f}"
+                 for k, v in nmis.items()}
+        report(f"k-means fit n={n} k=2, ours / scikit-learn",
+               f"{times['ours'] / 20 * 1e3:.2f} / {times['sklearn'] / 20 * 1e3:.2f} ms = "
+               f"{times['sklearn'] / times['ours']:.1f}x faster; mean NMI over 20 starts "
+               f"(± its standard error) {agree['ours']} / {agree['sklearn']}")
+
+
 def largest_difference(a: list, b: list) -> float:
     """The largest |difference| between two runs' scores and draws (NaN in both: equal; NaN
     in one: infinite)."""
@@ -102,6 +131,7 @@ def main() -> int:
                f"{sum(times.values()):.2f} s")
 
     blas_threads(metrics, args.repeat)
+    kmeans_fits(args.repeat)
 
     # silhouette is quadratic in n: above max_samples rows it scores a stratified subsample
     X, y = embeddings(10000)

@@ -106,13 +106,14 @@ def encoded(X: np.ndarray, attributes: dict[str, list[int | None]], seed: int
     with np.errstate(over="ignore"):  # a row too large for float32's norm: zero, not a warning
         norms = np.linalg.norm(X, axis=1, keepdims=True)
     Z = X / np.where(norms == 0, 1.0, norms)
+    rows = np.unique(Z, axis=0, return_inverse=True)[1].reshape(-1)  # equal rows, one id
     clusters: dict[int, np.ndarray] = {}
     out = {}
     for name, values in attributes.items():
         keep = np.array([v is not None for v in values])
         labels = np.array([v for v in values if v is not None])
         k = len(np.unique(labels))
-        if k < 2 or len(np.unique(Z[keep], axis=0)) < k:
+        if k < 2 or len(np.unique(rows[keep])) < k:
             out[name] = float("nan")
             continue
         if k not in clusters:

@@ -2,7 +2,9 @@
 embeddings, compared with the labels by ``kmeans-nmi`` and ``kmeans-ari``.
 
 One k-means fit is a noisy figure (ten seeds of one fit gave 0.00 to 0.48 on one cell), so each
-score is the mean over ``fits`` independent fits (one k-means++ start each). Its bootstrap draws
+score is the mean over ``fits`` independent fits (one k-means++ start each, scikit-learn's
+algorithm in numpy: ``harness.plugins.kmeans``). Both metrics use the same fits: their starts are
+seeded by the cell's labels, not by the metric, so a cell fits them once. Its bootstrap draws
 (``resampled``) score every fit's clusters on each resample of the rows and average a resample
 of the fits, so both the rows and the fits' disagreement widen the interval.
 """
@@ -10,7 +12,6 @@ of the fits, so both the rows and the fits' disagreement widen the interval.
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -18,41 +19,45 @@ import numpy as np
 
 from harness.api import Metric, MetricUndefined
 from harness.hookspecs import Register, hookimpl
+from harness.plugins.kmeans import kmeans
 from harness.plugins.metric_checks import (
     check_int,
     check_not_constant,
     l2_normalise,
     prepare,
-    sklearn_seed,
 )
 
-_fitted: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}  # the last fits, for resampled
+#: the last few cells' fits, for ``resampled`` and for the other k-means metric of the cell
+_fitted: dict[tuple[str, int, int], np.ndarray] = {}
+KEEP = 4
 
 
-def kmeans_fits(X: np.ndarray, y: np.ndarray, rng: np.random.Generator, fits: int
-                ) -> np.ndarray:
+def fit_seed(y: np.ndarray) -> int:
+    """The seed of a cell's k-means starts: from its labels, so the two k-means metrics share
+    their fits and every variant scored on one eval sample gets the same starts (paired)."""
+    digest = hashlib.sha256(b"kmeans starts" + np.ascontiguousarray(y).tobytes()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def kmeans_fits(X: np.ndarray, y: np.ndarray, fits: int) -> np.ndarray:
     """(fits, n) cluster labels of the L2-normalised rows, k = number of classes in ``y``, one
-    k-means++ start per fit, each seeded from ``rng``; the last call's fits are reused."""
-    from sklearn.cluster import KMeans
-    from sklearn.exceptions import ConvergenceWarning
-
+    k-means++ start per fit (``harness.plugins.kmeans``), fit i seeded by (``fit_seed(y)``, i):
+    the first ``fits`` of one stream whatever ``fits`` is. Kept for the cell's next call."""
     Z = l2_normalise(X)
     check_not_constant(Z, "embedding directions")
     k = len(np.unique(y))
-    seeds = tuple(sklearn_seed(rng) for _ in range(fits))
-    key = (hashlib.sha1(np.ascontiguousarray(Z).tobytes() + bytes(str(k), "ascii")
-                        ).hexdigest(), seeds)
-    if key in _fitted:
-        return _fitted[key]
+    seed = fit_seed(y)
+    key = (hashlib.sha1(np.ascontiguousarray(Z).tobytes()).hexdigest(), k, seed)
+    kept = _fitted.get(key)
+    if kept is not None and len(kept) >= fits:
+        return kept[:fits]
     # rows equal up to float32 rounding are one point for k-means
     distinct = len(np.unique(Z.astype(np.float32), axis=0))
     if distinct < k:
         raise MetricUndefined(f"only {distinct} distinct embedding row(s) for {k} clusters")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        labels = np.stack([KMeans(n_clusters=k, n_init=1, random_state=s).fit_predict(Z)
-                           for s in seeds])
-    _fitted.clear()
+    labels = np.stack([kmeans(Z, k, np.random.default_rng([seed, i])) for i in range(fits)])
+    while len(_fitted) >= KEEP:
+        del _fitted[next(iter(_fitted))]
     _fitted[key] = labels
     return labels
 
@@ -114,13 +119,13 @@ class _KMeansAgreement(Metric):
 
     def score(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> float:
         X, y = prepare(X, y)
-        labels = kmeans_fits(X, y, rng, self.fits)
+        labels = kmeans_fits(X, y, self.fits)
         return float(self.agreement(contingency(y, labels, np.ones((1, len(y)))), None).mean())
 
     def resampled(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator,
                   counts: np.ndarray) -> np.ndarray:
         X, y = prepare(X, y)
-        labels = kmeans_fits(X, y, rng, self.fits)
+        labels = kmeans_fits(X, y, self.fits)
         per_fit = self.agreement(contingency(y, labels, counts), counts)  # (B, fits)
         picks = rng.integers(0, self.fits, size=(len(counts), self.fits))
         return per_fit[np.arange(len(counts))[:, None], picks].mean(axis=1)
@@ -131,7 +136,8 @@ class KMeansNMI(_KMeansAgreement):
     """Normalised mutual information between k-means clusters (k = classes) and the labels."""
 
     name: ClassVar[str] = "kmeans-nmi"
-    version: ClassVar[str] = "2"  # 2: the mean of `fits` fits, with resampled draws
+    version: ClassVar[str] = "3"  # 2: the mean of `fits` fits, with resampled draws; 3: the
+    # harness's own k-means, its fits shared with the other k-means metric
     higher_is_better: ClassVar[bool] = True
 
     def agreement(self, tables: np.ndarray, counts: np.ndarray | None) -> np.ndarray:
@@ -143,7 +149,8 @@ class KMeansARI(_KMeansAgreement):
     """Adjusted Rand index between k-means clusters (k = classes) and the labels."""
 
     name: ClassVar[str] = "kmeans-ari"
-    version: ClassVar[str] = "2"  # 2: the mean of `fits` fits, with resampled draws
+    version: ClassVar[str] = "3"  # 2: the mean of `fits` fits, with resampled draws; 3: the
+    # harness's own k-means, its fits shared with the other k-means metric
     higher_is_better: ClassVar[bool] = True
 
     def agreement(self, tables: np.ndarray, counts: np.ndarray | None) -> np.ndarray:

@@ -11,6 +11,20 @@ SVDs run in float64 and count only singular values above ``tolerance`` (numpy's
 delta (a merged LoRA) brings in no directions from rounding noise. That rule cannot tell a
 LoRA folded into bfloat16 weights from a full-rank update: its rounding noise is about 2⁻⁹ of
 the base weights, far above the tolerance, and stays in the spectrum.
+
+A matrix of low rank (a LoRA's task vector, or a sum of a few) is decomposed through its range:
+Q, an orthonormal basis of M·Ω for a fixed Gaussian Ω of ``RANGE`` columns, and the SVD of the
+small QᵀM. Where the part of M outside that range, ‖M − QQᵀM‖_F, is at most the tolerance,
+every singular value it leaves out is below the tolerance (dropped anyway) and the ones kept
+are M's to within it (Weyl): the same truncated SVD up to noise below the tolerance. Else (a
+full-rank update) the full SVD runs. Measured on the AMX Xeon (family 6 model 207): 576 × 576,
+rank 8, about 4 ms against 56-58 ms for the full float64 SVD; on SmolLM2's LoRA checkpoints of three
+tasks, TSV-M's merged task vectors 1.8 s against 13.2 s and Iso-C's 0.9 against 4.7 s. Both keep
+the same directions, with another share of the float32 rounding noise in the task vectors: TSV-M's
+merged task vectors agree with the full SVD's to 1.2e-5 of their largest entry there, Iso-C's to
+7e-3, because its flat spectrum gives the weakest kept direction (330 times the noise) the mean
+weight; one float32 ulp of noise added to the checkpoints moves the full SVD's own Iso-C result by
+2.2-2.6e-3.
 """
 
 from __future__ import annotations
@@ -27,6 +41,9 @@ from harness.tuning import SCALES, TunedMerge
 #: ``tokens.weight`` and ``positions.weight``, GPT-2's ``wte`` and ``wpe``
 EMBEDDING_PARTS = frozenset({"tokens", "positions", "wte", "wpe"})
 EPS32 = float(torch.finfo(torch.float32).eps)
+#: columns of the range a low-rank matrix is decomposed through (``low_rank_svd``): room for
+#: a sum of four rank-8 LoRA task vectors
+RANGE = 32
 
 
 def is_embedding(key: str) -> bool:
@@ -51,10 +68,36 @@ def tolerance(s: torch.Tensor, shape: tuple[int, ...]) -> float:
 
 def truncated_svd(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """U, S, Vᵀ in float64, keeping only the singular values above ``tolerance`` (none for an
-    all-zero matrix)."""
-    u, s, vh = torch.linalg.svd(matrix.double(), full_matrices=False)
-    rank = int((s > tolerance(s, tuple(matrix.shape))).sum()) if s.numel() and s[0] > 0 else 0
+    all-zero matrix): through the matrix's range where its rank is low (``low_rank_svd``)."""
+    m = matrix.double()
+    found = low_rank_svd(m)
+    if found is not None:
+        return found
+    u, s, vh = torch.linalg.svd(m, full_matrices=False)
+    return _kept(u, s, vh, tuple(matrix.shape))
+
+
+def _kept(u: torch.Tensor, s: torch.Tensor, vh: torch.Tensor, shape: tuple[int, ...]
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    rank = int((s > tolerance(s, shape)).sum()) if s.numel() and s[0] > 0 else 0
     return u[:, :rank], s[:rank], vh[:rank]
+
+
+def low_rank_svd(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """The truncated SVD of a float64 matrix through its range (see the module's docstring),
+    or None where the matrix is not of low rank (or too small to gain from it)."""
+    rows, cols = m.shape
+    if 4 * RANGE > min(rows, cols):
+        return None
+    omega = torch.randn(cols, RANGE, dtype=torch.float64,
+                        generator=torch.Generator().manual_seed(0))
+    q = torch.linalg.qr(m @ omega).Q
+    small = q.T @ m
+    u, s, vh = torch.linalg.svd(small, full_matrices=False)
+    if not s.numel() or s[0] == 0 or \
+            float(torch.linalg.norm(m - q @ small)) > tolerance(s, (rows, cols)):
+        return None
+    return _kept(q @ u, s, vh, (rows, cols))
 
 
 def polar(matrix: torch.Tensor) -> torch.Tensor:
@@ -85,7 +128,7 @@ class Tsv(TunedMerge):
     With one task every triplet is kept: task arithmetic."""
 
     name: ClassVar[str] = "tsv"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: low-rank task vectors decomposed through their range
     identity_on_one: ClassVar[bool] = False
     in_all: ClassVar[bool] = False
     comparator: ClassVar[bool] = True
@@ -128,7 +171,7 @@ class IsoC(TunedMerge):
     Iso-CTS, which adds task-specific directions, is not here."""
 
     name: ClassVar[str] = "iso-c"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: low-rank sums decomposed through their range
     identity_on_one: ClassVar[bool] = False
     in_all: ClassVar[bool] = False
     comparator: ClassVar[bool] = True

@@ -25,7 +25,14 @@ from harness.plugins.merge_baselines import (
     Della,
 )
 from harness.plugins.scratch import Scratch
-from harness.plugins.spectral_merges import IsoC, Tsv, is_embedding, spectral
+from harness.plugins.spectral_merges import (
+    IsoC,
+    Tsv,
+    is_embedding,
+    low_rank_svd,
+    spectral,
+    truncated_svd,
+)
 from harness.plugins.task_vectors import DareTies, TaskArithmetic, Ties, mask_seed
 from harness.registry import Registry
 from harness.tuning import SCALES
@@ -245,6 +252,58 @@ def test_a_low_rank_delta_stays_low_rank() -> None:
     # without the tolerance Iso-C's flat spectrum would lift the noise to full rank
     u, s, vh = np.linalg.svd((ck["w"] - base["w"]).double().numpy())
     assert np.linalg.matrix_rank((u * s.mean()) @ vh) == 16
+
+
+def _lora_like(rows: int, cols: int, tasks: int, seed: int = 0
+               ) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]]:
+    """A base weight and ``tasks`` fine-tunes of it by rank-8 updates, stored in float32."""
+    g = torch.Generator().manual_seed(seed)
+    base = {"w": 0.05 * torch.randn(rows, cols, generator=g)}
+    return base, [{"w": base["w"] + (0.02 * torch.randn(rows, 8, generator=g))
+                   @ (0.02 * torch.randn(8, cols, generator=g))} for _ in range(tasks)]
+
+
+def _full_svd(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    u, s, vh = torch.linalg.svd(m.double(), full_matrices=False)
+    keep = int((s > s[0] * max(m.shape) * torch.finfo(torch.float32).eps).sum())
+    return u[:, :keep], s[:keep], vh[:keep]
+
+
+def test_low_rank_matrices_are_decomposed_through_their_range() -> None:
+    """A LoRA-like task vector (rank 8 plus float32 rounding in every direction) and a sum of
+    three: the range path keeps the full SVD's rank and singular values (to 1e-11 of the
+    largest) and the same truncated matrix to the rounding noise already in the task vectors
+    (1e-5 of its largest entry); a full-rank matrix takes the full SVD."""
+    base, cks = _lora_like(160, 200, 3)
+    deltas = [ck["w"] - base["w"] for ck in cks]
+    for m in (deltas[0], sum(deltas)):
+        fast, full = low_rank_svd(m.double()), _full_svd(m)
+        assert fast is not None and fast[1].numel() == full[1].numel() in (8, 24)
+        assert torch.allclose(fast[1], full[1], rtol=0, atol=1e-11 * float(full[1][0]))
+        rebuilt = [(u * s) @ vh for u, s, vh in (fast, full)]
+        assert float((rebuilt[0] - rebuilt[1]).abs().max()) < 1e-5 * float(
+            rebuilt[1].abs().max())
+    g = torch.Generator().manual_seed(1)
+    dense = torch.randn(160, 200, generator=g)
+    assert low_rank_svd(dense.double()) is None
+    assert all(torch.equal(a, b) for a, b in zip(truncated_svd(dense), _full_svd(dense),
+                                                 strict=True))
+    assert low_rank_svd(torch.zeros(160, 200, dtype=torch.float64)) is None  # full SVD: rank 0
+    assert truncated_svd(torch.zeros(160, 200))[1].numel() == 0
+
+
+def test_spectral_merges_of_lora_like_updates_match_the_full_svd(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """TSV-M's and Iso-C's merged task vectors with the range path equal those of the full
+    SVD to the task vectors' own rounding noise."""
+    from harness.plugins import spectral_merges
+
+    base, cks = _lora_like(160, 200, 3, seed=2)
+    fast = {m.name: m.vectors(base, cks, {})["w"] for m in (Tsv(), IsoC())}
+    monkeypatch.setattr(spectral_merges, "low_rank_svd", lambda m: None)
+    for merge in (Tsv(), IsoC()):
+        full = merge.vectors(base, cks, {})["w"]
+        assert float((fast[merge.name] - full).abs().max()) < 1e-5 * float(full.abs().max())
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.name)
