@@ -35,7 +35,8 @@ KEEP = 4
 def fit_seed(y: np.ndarray) -> int:
     """The seed of a cell's k-means starts: from its labels, so the two k-means metrics share
     their fits and every variant scored on one eval sample gets the same starts (paired)."""
-    digest = hashlib.sha256(b"kmeans starts" + np.ascontiguousarray(y).tobytes()).digest()
+    classes = np.unique(y, return_inverse=True)[1].reshape(-1).astype("<i8")  # any label type
+    digest = hashlib.sha256(b"kmeans starts" + classes.tobytes()).digest()
     return int.from_bytes(digest[:8], "little")
 
 
