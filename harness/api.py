@@ -30,6 +30,8 @@ from harness.tuning import (
 )
 
 if TYPE_CHECKING:  # torch is heavy; the core imports it only where it runs models
+    from pathlib import Path
+
     import torch
 
 Sequence = tuple[int, ...]
@@ -134,6 +136,13 @@ class Backbone:
                     raise ValueError(f"tensor {key}: shape {tuple(value.shape)} "
                                      f"!= {tuple(own[key].shape)}")
                 own[key].copy_(value)
+
+    def save_sentence_transformer(self, folder: Path) -> None:
+        """Optional: write this backbone, with the weights loaded now, as a new folder that
+        ``sentence_transformers.SentenceTransformer(folder)`` loads offline (no
+        ``trust_remote_code``) and that embeds a sequence's text (``render``) as ``embed`` does;
+        ``harness export-model`` calls it. A backbone without it is not exportable (one line)."""
+        raise NotImplementedError
 
 
 class Encoder(Component):

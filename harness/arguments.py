@@ -1,5 +1,5 @@
 """The command line's arguments: ``harness run | plugins | tasks | leaderboard | export |
-check``."""
+export-model | check``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from harness.api import KINDS, PROFILES
 from harness.plan import MAX_SEEDS
 from harness.registry import SINGULAR
 
-DESCRIPTION = ("harness run | plugins | tasks | leaderboard | export | check. User mistakes and "
+DESCRIPTION = ("harness run | plugins | tasks | leaderboard | export | export-model | check. "
+               "User mistakes and "
                "faults of the machine (a full disk, a read-only file system): one line on "
                "stderr, exit code 2.")
 DEFAULT_STORE = ".harness"
@@ -59,21 +60,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", parents=[common], help="run a grid and write the leaderboard")
-    run.add_argument("--all", action="store_true",
-                     help="every component of every kind not selected explicitly")
-    for kind in KINDS:
-        run.add_argument(f"--{SINGULAR[kind]}", dest=kind, action="append", default=[],
-                         metavar="NAME[:k=v,...]", help=f"select a {SINGULAR[kind]} "
-                         "(repeatable; k=v1,v2 sweeps a parameter)")
-    run.add_argument("--train-task", dest="train_tasks", action="append", default=[],
-                     metavar="NAME", help="train on these tasks only (default: the selected "
-                     "tasks; with --all and no --task, those marked trains_by_default)")
-    run.add_argument("--profile", default="quick", choices=sorted(PROFILES))
-    run.add_argument("--seed", type=seed_arg, default=0,
-                     help="seed of the samples and first seed (0..2^32-1)")
-    run.add_argument("--seeds", type=int, default=None,
-                     help=f"training seeds per variant, 1..{MAX_SEEDS} (default: the "
-                     "profile's; paper: 3)")
+    selection(run)
     run.add_argument("--oracle", action=argparse.BooleanOptionalAction, default=None,
                      help="also score each tuned cross-task merge's candidates on the eval "
                      "samples: the ranking's oracle column, what honest tuning costs "
@@ -128,6 +115,17 @@ def build_parser() -> Parser:
     export.add_argument("--store", default=DEFAULT_STORE)
     export.add_argument("--out", default=None, help="file to write (default: standard output)")
 
+    model = sub.add_parser("export-model", parents=[common], help="one variant as a "
+                           "sentence-transformers model folder, with its model card")
+    model.add_argument("variant", metavar="VARIANT", help="the variant's key, as `harness "
+                       "export` writes it (or its first 8 or more characters)")
+    model.add_argument("--out", required=True, help="a new or empty folder to write")
+    model.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
+    model.add_argument("--device", default="auto", help="where its weights are made (a "
+                       "merge's held-out passes): auto, cpu, cuda, ...")
+    selection(model, "the selection that planned the variant (default: each run the store "
+              "recorded, then --all)")
+
     check = sub.add_parser("check", parents=[common],
                            help="run the contract checks on every component or the named ones")
     check.add_argument("names", nargs="*", metavar="NAME[:k=v,...]",
@@ -135,6 +133,27 @@ def build_parser() -> Parser:
     check.add_argument("--pretrained", action="store_true",
                        help="also load and check encoders with pretrained weights (slow)")
     return parser
+
+
+def selection(parser: argparse.ArgumentParser, what: str = "") -> None:
+    """The options that select a grid: ``harness run``'s, and ``harness export-model``'s
+    (``what`` heads them in its help)."""
+    group = parser.add_argument_group("selection", what or None)
+    group.add_argument("--all", action="store_true",
+                       help="every component of every kind not selected explicitly")
+    for kind in KINDS:
+        group.add_argument(f"--{SINGULAR[kind]}", dest=kind, action="append", default=[],
+                           metavar="NAME[:k=v,...]", help=f"select a {SINGULAR[kind]} "
+                           "(repeatable; k=v1,v2 sweeps a parameter)")
+    group.add_argument("--train-task", dest="train_tasks", action="append", default=[],
+                       metavar="NAME", help="train on these tasks only (default: the selected "
+                       "tasks; with --all and no --task, those marked trains_by_default)")
+    group.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    group.add_argument("--seed", type=seed_arg, default=0,
+                       help="seed of the samples and first seed (0..2^32-1)")
+    group.add_argument("--seeds", type=int, default=None,
+                       help=f"training seeds per variant, 1..{MAX_SEEDS} (default: the "
+                       "profile's; paper: 3)")
 
 
 RANK_BY = ("the metric the merge-method ranking ranks by, as the run labels it (e.g. "

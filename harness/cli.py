@@ -1,9 +1,12 @@
-"""``harness run | plugins | tasks | leaderboard | export | check``. User mistakes and faults of
-the machine (a full disk, a read-only file system): one line on stderr, exit code 2."""
+"""``harness run | plugins | tasks | leaderboard | export | export-model | check``. User
+mistakes and faults of the machine (a full disk, a read-only file system): one line on stderr,
+exit code 2."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import sqlite3
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import audit, check
-from harness.api import HarnessError
+from harness.api import KINDS, HarnessError
 from harness.arguments import build_parser, default_out
 from harness.execute import Options, execute, open_store, report_damage
 from harness.listing import broken, inventory, lines
@@ -177,8 +180,34 @@ def cmd_export(args: argparse.Namespace, reg: Registry) -> int:
     return 0
 
 
+def run_request(argv: list[str]) -> Request | None:
+    """The selection of a recorded ``harness run`` command line, or None (another command, or
+    one this harness cannot parse), quietly."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            args = build_parser().parse_args(argv)
+    except SystemExit:
+        return None
+    return request_of(args) if args.command == "run" else None
+
+
+def cmd_export_model(args: argparse.Namespace, reg: Registry) -> int:
+    from harness.model_export import export_model, request_or_none
+    from harness.run import pick_device
+
+    checked_paths(None, args.store)  # --out is a folder: export_model checks it
+    store = open_store(args.store, reg, _say, existing=True)
+    try:
+        export_model(reg, store, args.variant, Path(args.out), request_or_none(args, KINDS),
+                     run_request, pick_device(args.device), _say)
+    finally:
+        store.close()
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "plugins": cmd_plugins, "tasks": cmd_tasks,
-            "leaderboard": cmd_leaderboard, "export": cmd_export, "check": check.command}
+            "leaderboard": cmd_leaderboard, "export": cmd_export,
+            "export-model": cmd_export_model, "check": check.command}
 
 
 def debugging(args: argparse.Namespace) -> bool:

@@ -146,6 +146,11 @@ class HFBackbone(Backbone):
         with cast_once(self.module, self.autocast):
             return super().embed(seqs, batch_size)
 
+    def save_sentence_transformer(self, folder: Path) -> None:
+        """``Backbone.save_sentence_transformer`` (``harness.plugins.st_export``)."""
+        from harness.plugins.st_export import save
+        save(self.module, self.tokenizer, self.pooling, folder)
+
     def encode(self, seqs: Seq[Sequence]) -> torch.Tensor:
         """In training, the frozen weights (a LoRA's base layers) are cast to the autocast
         dtype once for all steps (``casts.FrozenCasts``: the same values), and attention runs
