@@ -11,7 +11,7 @@ from importlib import metadata
 import numpy as np
 
 from harness.api import render
-from harness.params import label
+from harness.params import label, params_of
 from harness.plan import Plan, Variant
 from harness.report.stats import Bootstrap
 from harness.report.tables import source_hash
@@ -37,14 +37,14 @@ def lineage(store: Store, plan: Plan, variant: Variant) -> list[str]:
     seeds = sorted({seed for seed, _ in variant.runs})
     out = [f"- base model: `{label(variant.encoder)}` ({variant.encoder.family}; "
            f"{variant.encoder.number_format()})",
-           f"- adapter: `{label(variant.adapter)}`" if variant.adapter else
-           "- adapter: none (the base model's own weights)"]
+           f"- adapter: `{label(variant.adapter)}` ({_params(variant.adapter)})" if variant.adapter
+           else "- adapter: none (the base model's own weights)"]
     if variant.adapter is not None:
         out.append(f"- trained on: {', '.join(f'`{t}`' for t in tasks)}; training seed(s) "
                    f"{', '.join(map(str, seeds))}; profile `{plan.profile.name}` (its train "
                    f"samples, steps and learning rate), sample seed {plan.seed}")
     if variant.merge is not None:
-        out.append(f"- merge: `{label(variant.merge)}`")
+        out.append(f"- merge: `{label(variant.merge)}` ({_params(variant.merge)})")
         for name, value in sorted(store.merge_stats().get(variant.key, {}).items()):
             out.append(f"  - {name}: {value:.6g}")
     out += [f"- weights: float32 safetensors (the harness computed this variant's embeddings "
@@ -53,6 +53,11 @@ def lineage(store: Store, plan: Plan, variant: Variant) -> list[str]:
             f"- harness {_version()}, source hash `{source_hash()}`, variant key "
             f"`{variant.key}`"]
     return out
+
+
+def _params(component: object) -> str:
+    """Every parameter of a component with its value, defaults included."""
+    return ", ".join(f"{k}={v}" for k, v in params_of(component).items()) or "no parameters"
 
 
 def scores(store: Store, plan: Plan, variant: Variant) -> list[str]:
