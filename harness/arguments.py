@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness import audit
-from harness.api import KINDS, PROFILES
+from harness.api import KINDS, PROFILES, HarnessError
 from harness.plan import MAX_SEEDS
 from harness.registry import SINGULAR
 
@@ -111,9 +111,14 @@ def build_parser() -> Parser:
 
     export = sub.add_parser("export", parents=[common],
                             help="every cell with its metadata, as CSV or JSON")
-    export.add_argument("--format", default="csv", choices=("csv", "json"))
+    export.add_argument("--format", default="csv", choices=("csv", "json", "mteb"),
+                        help="mteb: MTEB results files in a folder (MTEB-shaped, not MTEB tasks)")
     export.add_argument("--store", default=DEFAULT_STORE)
-    export.add_argument("--out", default=None, help="file to write (default: standard output)")
+    export.add_argument("--out", default=None, help="file to write (default: standard output); "
+                        "with --format mteb, a new or empty folder")
+    export.add_argument("target", nargs="?", default=None, metavar="OUT", help="as --out")
+    export.add_argument("--profile", default=None, help="with --format mteb: the profile whose "
+                        "scores to write (default: the latest run's)")
 
     model = sub.add_parser("export-model", parents=[common], help="one variant as a "
                            "sentence-transformers model folder, with its model card")
@@ -172,3 +177,16 @@ def seed_arg(text: str) -> int:
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"{text} is not in 0..{MAX_SEED}")
     return value
+
+
+def export_target(args: argparse.Namespace) -> str | None:
+    """``harness export``'s output path (``--out`` or OUT); a folder for ``--format mteb``."""
+    if args.target is not None and args.out is not None and args.target != args.out:
+        raise HarnessError(f"give the output once: --out {args.out} or {args.target}")
+    out = args.out if args.out is not None else args.target
+    if args.format == "mteb" and out is None:
+        raise HarnessError("--format mteb writes a folder: harness export --format mteb DIR")
+    if args.format != "mteb" and args.profile is not None:
+        raise HarnessError(f"--profile is for --format mteb; --format {args.format} exports "
+                           "every profile")
+    return out

@@ -18,13 +18,13 @@ from typing import Any
 
 from harness import audit, check
 from harness.api import KINDS, HarnessError
-from harness.arguments import build_parser, default_out
+from harness.arguments import build_parser, default_out, export_target
 from harness.execute import Options, execute, open_store, report_damage
 from harness.listing import broken, inventory, lines
-from harness.outpaths import checked_paths
+from harness.outpaths import checked_folder, checked_paths, write_folder
 from harness.params import label
 from harness.registry import Registry, load_registry
-from harness.report import design, export, leaderboard
+from harness.report import design, export, leaderboard, mteb
 from harness.selection import Request, instances
 from harness.store import atomic_write_text
 from harness.store.faults import machine_fault
@@ -166,17 +166,28 @@ def cmd_leaderboard(args: argparse.Namespace, reg: Registry) -> int:
 
 
 def cmd_export(args: argparse.Namespace, reg: Registry) -> int:
-    checked_paths(args.out, args.store)
+    out = export_target(args)
+    if args.format == "mteb" and out is not None:
+        checked_folder(Path(out), Path(args.store))
+    else:
+        checked_paths(out, args.store)
     store = open_store(args.store, reg, _say, existing=True)
     try:
+        if args.format == "mteb" and out is not None:
+            found, profile, seed = mteb.files(store, args.profile)
+            write_folder(Path(out), lambda folder: mteb.write(folder, found))
+            print("export: {} MTEB results files of {} variants".format(*mteb.counts(found))
+                  + f" (profile {profile}, eval seed {seed}) in {out}; MTEB-shaped, not MTEB "
+                  "tasks", file=sys.stderr)
+            return 0
         text = export.to_csv(store) if args.format == "csv" else export.to_json(store)
     finally:
         store.close()
-    if args.out is None:
+    if out is None:
         show(text, "the export", "pass --out FILE")
     else:
-        atomic_write_text(Path(args.out), text)
-        print(f"export: {args.out}", file=sys.stderr)
+        atomic_write_text(Path(out), text)
+        print(f"export: {out}", file=sys.stderr)
     return 0
 
 

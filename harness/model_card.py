@@ -8,15 +8,12 @@ from __future__ import annotations
 import math
 from importlib import metadata
 
-import numpy as np
-
 from harness.api import render
 from harness.params import label, params_of
 from harness.plan import Plan, Variant
-from harness.report.stats import Bootstrap
+from harness.report.stored import scored
 from harness.report.tables import source_hash
 from harness.store import Store
-from harness.store.queries import Draws
 
 #: what the card says about a sequence's text (``harness.api.render``)
 INPUT = ("A sequence of integers enters as its text: the integers in order, in decimal, "
@@ -62,22 +59,14 @@ def _params(component: object) -> str:
 
 def scores(store: Store, plan: Plan, variant: Variant) -> list[str]:
     """A table: each eval task's stored score of each metric, with its 95% interval."""
-    rows = [s for s in store.scores(plan.profile.name, plan.seed) if s.variant == variant.key]
-    samples = store.samples({s.cell for s in rows})
-    boot = Bootstrap(plan.seed)
-    metrics = sorted({s.metric for s in rows})
+    found = scored(store, plan.profile.name, plan.seed, {variant.key})
+    metrics = sorted({metric for _, _, metric in found})
     table: dict[str, dict[str, str]] = {}
-    for s in rows:
-        text = "n/a" if not math.isfinite(s.value) else f"{s.value:.3f}"
-        values = samples.get((s.cell, s.metric_key))
-        if values is not None and math.isfinite(s.value):
-            draws = np.asarray(values) if isinstance(values, Draws) else \
-                boot.estimate(s.task, values).draws
-            finite = draws[np.isfinite(draws)] if draws is not None else np.empty(0)
-            if finite.size:
-                lo, hi = np.quantile(finite, [0.025, 0.975])
-                text += f" [{lo:.2f}, {hi:.2f}]"
-        table.setdefault(s.task, {})[s.metric] = text
+    for (_, task, metric), s in found.items():
+        text = "n/a" if not math.isfinite(s.record.value) else f"{s.record.value:.3f}"
+        if s.interval is not None:
+            text += f" [{s.interval[0]:.2f}, {s.interval[1]:.2f}]"
+        table.setdefault(task, {})[metric] = text
     if not table:
         return ["No scores are stored for this variant."]
     head = "| task | " + " | ".join(metrics) + " |"

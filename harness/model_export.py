@@ -15,9 +15,6 @@ folder appears whole or not at all (written beside ``--out`` and renamed).
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ import numpy as np
 from harness import keys
 from harness.api import Backbone, HarnessError
 from harness.model_card import card
+from harness.outpaths import checked_folder, write_folder
 from harness.plan import Plan, Variant, plan_request
 from harness.registry import Registry
 from harness.run import describe
@@ -34,19 +32,6 @@ from harness.samples import eval_sample
 from harness.selection import Request
 from harness.store import Store
 from harness.weights import Weights
-
-
-def check_out(out: Path, store: Path) -> None:
-    """``--out`` must not exist, or be an empty folder, outside the store: nothing is ever
-    written over."""
-    target, folder = out.resolve(), store.resolve()
-    if target == folder or folder in target.parents:
-        raise HarnessError(f"--out {out} is inside the results store {store}; give a folder "
-                           "outside it")
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise HarnessError(f"--out {out} exists and is not a folder; give a new folder")
-    if out.is_dir() and any(out.iterdir()):
-        raise HarnessError(f"--out {out} exists and is not empty; give a new or empty folder")
 
 
 def requests(store: Store, given: Request | None,
@@ -102,7 +87,7 @@ def export_model(registry: Registry, store: Store, ref: str, out: Path,
                  device: str, say: Callable[[str], None]) -> float:
     """Write the variant ``ref`` as a sentence-transformers folder at ``out``; returns the
     smallest cosine between its embeddings and the stored ones."""
-    check_out(out, Path(store.root))
+    checked_folder(out, Path(store.root))
     plan, variant = find(registry, store, ref, given, parse, device)
     check_runs(store, plan, variant)
     stored = stored_embeddings(store, plan, variant)
@@ -111,20 +96,17 @@ def export_model(registry: Registry, store: Store, ref: str, out: Path,
         raise HarnessError(f"encoder {variant.encoder.name!r} cannot be exported as a "
                            "sentence-transformers model (its backbone has no "
                            "save_sentence_transformer)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
-        folder = tmp / "model"
+    found: list[float] = []
+
+    def fill(folder: Path) -> None:
         with Weights(plan, store).applied(backbone, variant):
             backbone.save_sentence_transformer(folder)
-        cosine = compare(folder, stored)
+        found.append(compare(folder, stored))
         (folder / "README.md").write_text(card(store, plan, variant, describe(variant),
-                                               cosine, len(stored[1])))
-        if out.is_dir():
-            out.rmdir()  # empty (check_out): replaced by the rename
-        os.replace(folder, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+                                               found[0], len(stored[1])))
+
+    write_folder(out, fill)
+    cosine = found[0]
     say(f"export-model: {out} ({describe(variant)}; cosine to the stored embeddings >= "
         f"{cosine:.6f} over {len(stored[1])} sequences)")
     return cosine

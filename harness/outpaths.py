@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.api import HarnessError
@@ -52,3 +55,32 @@ def _name_max(folder: Path) -> int:
         return int(os.pathconf(folder, "PC_NAME_MAX"))
     except (OSError, ValueError):
         return 255
+
+
+def checked_folder(out: Path, store: Path) -> None:
+    """A folder ``--out`` must not exist, or be an empty folder, outside the store: nothing is
+    ever written over."""
+    target, folder = out.resolve(), store.resolve()
+    if target == folder or folder in target.parents:
+        raise HarnessError(f"--out {out} is inside the results store {store}; give a folder "
+                           "outside it")
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise HarnessError(f"--out {out} exists and is not a folder; give a new folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise HarnessError(f"--out {out} exists and is not empty; give a new or empty folder")
+
+
+def write_folder(out: Path, fill: Callable[[Path], None]) -> None:
+    """Make the folder ``out`` (new or empty, ``checked_folder``) whole or not at all:
+    ``fill`` writes a new folder beside it, which is then renamed to ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        folder = tmp / "folder"
+        folder.mkdir()
+        fill(folder)
+        if out.is_dir():
+            out.rmdir()  # empty (checked_folder): replaced by the rename
+        os.replace(folder, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
