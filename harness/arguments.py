@@ -110,7 +110,8 @@ def build_parser() -> Parser:
     board.add_argument("--rank-by", default=None, metavar="METRIC", help=RANK_BY)
 
     export = sub.add_parser("export", parents=[common],
-                            help="every cell with its metadata, as CSV or JSON")
+                            help="every cell with its metadata, as CSV or JSON; "
+                            "or MTEB results files")
     export.add_argument("--format", default="csv", choices=("csv", "json", "mteb"),
                         help="mteb: MTEB results files in a folder (MTEB-shaped, not MTEB tasks)")
     export.add_argument("--store", default=DEFAULT_STORE)

@@ -58,29 +58,71 @@ def _name_max(folder: Path) -> int:
 
 
 def checked_folder(out: Path, store: Path) -> None:
-    """A folder ``--out`` must not exist, or be an empty folder, outside the store: nothing is
-    ever written over."""
-    target, folder = out.resolve(), store.resolve()
-    if target == folder or folder in target.parents:
-        raise HarnessError(f"--out {out} is inside the results store {store}; give a folder "
-                           "outside it")
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise HarnessError(f"--out {out} exists and is not a folder; give a new folder")
-    if out.is_dir() and any(out.iterdir()):
-        raise HarnessError(f"--out {out} exists and is not empty; give a new or empty folder")
+    """A folder ``--out`` must not exist, or be an empty folder, outside the store, with a name
+    the file system takes (and the temporary folder it is written as, ``write_folder``), under a
+    writable folder: nothing is ever written over, and nothing is written at all on a refusal."""
+    try:
+        target, folder = out.resolve(), store.resolve()
+        if target == folder or folder in target.parents:
+            raise HarnessError(f"--out {out} is inside the results store {store}; give a "
+                               "folder outside it")
+        if out.is_symlink() or (out.exists() and not out.is_dir()):
+            raise HarnessError(f"--out {out} exists and is not a folder; give a new folder")
+        if out.is_dir() and any(out.iterdir()):
+            raise HarnessError(f"--out {out} exists and is not empty; give a new or empty "
+                               "folder")
+        longest, size = _name_max(target.parent) - FOLDER_TEMPORARY, len(os.fsencode(target.name))
+        if size > longest:
+            raise HarnessError(f"--out {out}: its name is too long ({size} bytes; at most "
+                               f"{longest} here, as it is written through a temporary folder of "
+                               "a longer name); give a shorter name")
+        above = target.parent
+        while not above.exists():
+            above = above.parent
+        usable = above.is_dir() and os.access(above, os.W_OK | os.X_OK)
+    except OSError as err:  # a name too long, a loop of links
+        raise HarnessError(f"--out {out}: {err.strerror}; give another path") from None
+    if not usable:
+        raise HarnessError(f"cannot write --out {out}: {above} is not a writable folder; give "
+                           "another path")
+
+
+#: how much longer than a folder ``--out``'s name the temporary folder it is written as is
+#: named (``write_folder``: ``.NAME-`` + 8 random characters)
+FOLDER_TEMPORARY = 10
 
 
 def write_folder(out: Path, fill: Callable[[Path], None]) -> None:
-    """Make the folder ``out`` (new or empty, ``checked_folder``) whole or not at all:
-    ``fill`` writes a new folder beside it, which is then renamed to ``out``."""
+    """Make the folder ``out`` (new or empty, ``checked_folder``) whole or not at all: ``fill``
+    writes a new folder (the path it is given does not exist yet) beside it, which is then
+    renamed to ``out`` (an empty ``out`` that exists, the current folder say, keeps its inode:
+    the new folder's entries move into it). Folders above ``out`` made for it, and entries
+    moved into it, are removed again on a failure."""
+    out = out.resolve()
+    made = out.parent
+    while not made.parent.exists():
+        made = made.parent
+    new_above = not made.exists()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    moved: list[Path] = []
     try:
         folder = tmp / "folder"
-        folder.mkdir()
         fill(folder)
-        if out.is_dir():
-            out.rmdir()  # empty (checked_folder): replaced by the rename
-        os.replace(folder, out)
-    finally:
+        if out.is_dir():  # empty (checked_folder)
+            for entry in sorted(folder.iterdir()):
+                os.replace(entry, out / entry.name)
+                moved.append(out / entry.name)
+        else:
+            os.replace(folder, out)
+    except BaseException:
+        for entry in moved:
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink()
         shutil.rmtree(tmp, ignore_errors=True)
+        if new_above:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -8,14 +8,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from harness.api import HarnessError
 from harness.cli import main
 from harness.report.stats import Bootstrap
+from harness.report.stored import Scored
 from harness.store import Store
+from harness.store.records import VariantRecord
 
 RUN = ["run", "--encoder", "scratch", "--adapter", "full", "--merge", "none", "--merge",
        "slerp", "--task", "parity", "--task", "primality", "--metric", "silhouette",
@@ -46,6 +50,7 @@ def _cells(store: Path, capsys: pytest.CaptureFixture[str]) -> list[dict[str, st
 def test_mteb_reads_every_file_and_its_scores_are_the_stores(
         store: Path, exported: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from mteb import ResultCache
+    from mteb.models import ModelMeta
     from mteb.results import TaskResult
 
     cells = _cells(store, capsys)
@@ -69,15 +74,18 @@ def test_mteb_reads_every_file_and_its_scores_are_the_stores(
         raw = json.loads(path.read_text())
         assert raw["numgeo_harness"]["variant"] == key and "not MTEB tasks" in \
             raw["numgeo_harness"]["note"]
-        meta = json.loads((path.parent / "model_meta.json").read_text())
-        assert meta["revision"] == key and meta["name"].startswith("numgeo-harness/")
-        assert path.parent.parent.name == meta["name"].replace("/", "__")
+        meta_path = path.parent / "model_meta.json"
+        meta = ModelMeta.model_validate_json_resolved(meta_path.read_text())  # it validates
+        assert meta.revision == key and meta.name == f"{meta.name[:-8]}{key[:8]}"
+        assert meta.name.startswith("numgeo-harness/")
+        assert path.parent.parent.name == meta.name.replace("/", "__")
     loaded = ResultCache(exported).load_results(include_remote=False)
     assert len(loaded.model_results) == len(variants)
     assert all({t.task_name for t in m.task_results} == TASKS for m in loaded.model_results)
     assert {m.model_revision for m in loaded.model_results} == variants
-    frame = loaded.to_dataframe()
+    frame = loaded.to_dataframe()  # tasks x models: every variant its own column
     assert set(frame["task_name"]) == TASKS
+    assert sum(str(c).startswith("numgeo-harness/") for c in frame.columns) == len(variants)
 
 
 def test_an_interval_is_the_bootstrap_of_the_stored_rows(store: Path, exported: Path) -> None:
@@ -116,6 +124,9 @@ def test_bad_inputs_are_one_line_and_write_nothing(
     fails(["--format", "mteb", "--profile", "paper", str(tmp_path / "a")], "no run of profile")
     fails(["--profile", "smoke", str(tmp_path / "a.csv")], "--profile is for --format mteb")
     fails(["--out", str(tmp_path / "a.csv"), str(tmp_path / "b.csv")], "give the output once")
+    fails(["--format", "mteb", str(full / "mine.txt" / "sub")], "not a writable folder")
+    fails(["--format", "mteb", str(tmp_path / "new" / ("x" * 250))], "name is too long")
+    fails(["--format", "mteb", str(tmp_path / ("x" * 300))], "give another path")
     assert (full / "mine.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
     assert not (store / "mteb").exists()
@@ -125,3 +136,45 @@ def test_csv_to_a_positional_path(store: Path, tmp_path: Path) -> None:
     out = tmp_path / "cells.csv"
     assert main(["export", "--store", str(store), str(out)]) == 0
     assert out.read_text().startswith("variant,encoder,")
+
+
+def test_into_the_current_folder_when_it_is_empty(
+        store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``.`` keeps its inode (the shell's current folder is not replaced under it)."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    inode = here.stat().st_ino
+    assert main(["export", "--format", "mteb", "--store", str(store), "."]) == 0
+    assert here.stat().st_ino == inode
+    assert len(list(here.glob("results/*/*/*.json"))) == 10 + 5  # results, model_meta
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]  # no temporary folder left
+
+
+def _variant(key: str, **kw: object) -> VariantRecord:
+    fields = dict(key=key, encoder="hf:model=org/a-b", family="non-llm", adapter="lora",
+                  train_task="parity", seed=0, merge="ties:over=tasks", group="g",
+                  profile="smoke")
+    fields.update(kw)
+    return VariantRecord(**fields)  # type: ignore[arg-type]
+
+
+def test_names_never_collide_and_clashing_names_are_kept_apart() -> None:
+    from harness.report import mteb
+    from harness.store.records import ScoreRecord
+
+    # the same lineage (another version of a component) and labels equal once slugged
+    a, b = _variant("a" * 20), _variant("b" * 20, encoder="hf:model=org-a/b")
+    assert mteb.model_name(a) != mteb.model_name(b)
+    assert mteb.model_name(a) == "numgeo-harness/hf-model-org-a-b-lora-parity-seed0-ties-over-" \
+        f"tasks-{'a' * 8}"
+    for bad in ("model_meta", "a/b", ".hidden", ""):
+        with pytest.raises(HarnessError, match="cannot name an MTEB results file"):
+            mteb.check_task_name(bad)
+    row = ScoreRecord("c", "m", a.key, "parity", "main_score", float("nan"), "", "smoke", 0, 1,
+                      True)
+    doc = mteb.task_result(a, "parity", {"main_score": Scored(row, None)}, "silhouette", None,
+                           None)
+    (entry,) = doc["scores"]["test"]
+    assert entry["main_score_metric"] == "silhouette" and math.isnan(entry["main_score"])
+    assert math.isnan(entry["metric:main_score"])

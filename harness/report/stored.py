@@ -3,13 +3,15 @@
 
 The interval is the leaderboard's paired bootstrap of the eval rows (``Bootstrap``, seeded by
 the eval seed): one model, so it holds no between-run variance. Where a store holds several rows
-of the same variant, task and metric (a cell computed again), the newest stands, as on the
-leaderboard.
+of the same variant, task and metric, the newest stands (the leaderboard, which pools a
+variant's cells of several eval samples of one task as replicates, differs there; ``keep``
+chooses the rows of one sample).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,20 +30,23 @@ class Scored:
     interval: tuple[float, float] | None
 
 
-def latest(store: ResultsReader, profile: str, seed: int, variants: set[str] | None = None
+def latest(store: ResultsReader, profile: str, seed: int, variants: set[str] | None = None,
+           keep: Callable[[ScoreRecord], bool] = lambda s: True
            ) -> dict[tuple[str, str, str], ScoreRecord]:
-    """(variant, task, metric) -> its newest score row of this profile and eval seed."""
+    """(variant, task, metric) -> its newest score row of this profile and eval seed (of the
+    rows ``keep`` keeps)."""
     out: dict[tuple[str, str, str], ScoreRecord] = {}
     for s in store.scores(profile, seed):  # in the order written: a newer one replaces
-        if variants is None or s.variant in variants:
+        if (variants is None or s.variant in variants) and keep(s):
             out[(s.variant, s.task, s.metric)] = s
     return out
 
 
-def scored(store: ResultsReader, profile: str, seed: int, variants: set[str] | None = None
+def scored(store: ResultsReader, profile: str, seed: int, variants: set[str] | None = None,
+           keep: Callable[[ScoreRecord], bool] = lambda s: True
            ) -> dict[tuple[str, str, str], Scored]:
     """``latest`` with each score's 95% interval."""
-    rows = latest(store, profile, seed, variants)
+    rows = latest(store, profile, seed, variants, keep)
     samples = store.samples({s.cell for s in rows.values()})
     boot = Bootstrap(seed)
     out = {}
