@@ -59,8 +59,9 @@ def _name_max(folder: Path) -> int:
 
 def checked_folder(out: Path, store: Path) -> None:
     """A folder ``--out`` must not exist, or be an empty folder, outside the store, with a name
-    the file system takes (and the temporary folder it is written as, ``write_folder``), under a
-    writable folder: nothing is ever written over, and nothing is written at all on a refusal."""
+    the file system takes (and the temporary folder it is written through, ``write_folder``),
+    in a writable folder (itself, if it exists): nothing is ever written over, and nothing is
+    written at all on a refusal."""
     try:
         target, folder = out.resolve(), store.resolve()
         if target == folder or folder in target.parents:
@@ -76,7 +77,7 @@ def checked_folder(out: Path, store: Path) -> None:
             raise HarnessError(f"--out {out}: its name is too long ({size} bytes; at most "
                                f"{longest} here, as it is written through a temporary folder of "
                                "a longer name); give a shorter name")
-        above = target.parent
+        above = target
         while not above.exists():
             above = above.parent
         usable = above.is_dir() and os.access(above, os.W_OK | os.X_OK)
@@ -87,42 +88,49 @@ def checked_folder(out: Path, store: Path) -> None:
                            "another path")
 
 
-#: how much longer than a folder ``--out``'s name the temporary folder it is written as is
+#: how much longer than a folder ``--out``'s name the temporary folder it is written through is
 #: named (``write_folder``: ``.NAME-`` + 8 random characters)
 FOLDER_TEMPORARY = 10
 
 
 def write_folder(out: Path, fill: Callable[[Path], None]) -> None:
     """Make the folder ``out`` (new or empty, ``checked_folder``) whole or not at all: ``fill``
-    writes a new folder (the path it is given does not exist yet) beside it, which is then
-    renamed to ``out`` (an empty ``out`` that exists, the current folder say, keeps its inode:
-    the new folder's entries move into it). Folders above ``out`` made for it, and entries
-    moved into it, are removed again on a failure."""
+    writes a new folder (the path it is given does not exist yet) in a temporary folder, which
+    is then renamed to ``out``. The temporary folder is made beside a new ``out`` and inside an
+    existing empty one (the current folder, a mount point: it keeps its inode, and the new
+    folder's entries move into it). On a failure, the folders made above ``out`` and the entries
+    moved into it are removed again, and an OSError is one line."""
     out = out.resolve()
-    made = out.parent
+    inside = out.is_dir()
+    made = out if inside else out.parent
     while not made.parent.exists():
         made = made.parent
     new_above = not made.exists()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    tmp: Path | None = None
     moved: list[Path] = []
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out if inside else out.parent, prefix=f".{out.name}-"))
         folder = tmp / "folder"
         fill(folder)
-        if out.is_dir():  # empty (checked_folder)
+        if inside:
             for entry in sorted(folder.iterdir()):
                 os.replace(entry, out / entry.name)
                 moved.append(out / entry.name)
         else:
             os.replace(folder, out)
-    except BaseException:
+    except BaseException as err:
         for entry in moved:
             if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink()
-        shutil.rmtree(tmp, ignore_errors=True)
         if new_above:
             shutil.rmtree(made, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise HarnessError(f"cannot write --out {out}: {err.strerror or err}; nothing was "
+                               "written") from None
         raise
-    shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -127,6 +127,7 @@ def test_bad_inputs_are_one_line_and_write_nothing(
     fails(["--format", "mteb", str(full / "mine.txt" / "sub")], "not a writable folder")
     fails(["--format", "mteb", str(tmp_path / "new" / ("x" * 250))], "name is too long")
     fails(["--format", "mteb", str(tmp_path / ("x" * 300))], "give another path")
+    fails(["--format", "mteb", str(tmp_path / "newp" / ("x" * 300) / "x")], "--out")
     assert (full / "mine.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
     assert not (store / "mteb").exists()
@@ -146,7 +147,7 @@ def test_into_the_current_folder_when_it_is_empty(
     monkeypatch.chdir(here)
     inode = here.stat().st_ino
     assert main(["export", "--format", "mteb", "--store", str(store), "."]) == 0
-    assert here.stat().st_ino == inode
+    assert here.stat().st_ino == inode and [p.name for p in here.iterdir()] == ["results"]
     assert len(list(here.glob("results/*/*/*.json"))) == 10 + 5  # results, model_meta
     assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]  # no temporary folder left
 
@@ -178,3 +179,23 @@ def test_names_never_collide_and_clashing_names_are_kept_apart() -> None:
     (entry,) = doc["scores"]["test"]
     assert entry["main_score_metric"] == "silhouette" and math.isnan(entry["main_score"])
     assert math.isnan(entry["metric:main_score"])
+
+
+def test_a_failed_write_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    """A disk that fills while the folder is written: one line; the folders made for it, the
+    temporary folder and an existing empty ``--out``'s moved entries are gone again."""
+    from harness.outpaths import write_folder
+
+    def full(folder: Path) -> None:
+        (folder / "a").mkdir(parents=True)
+        (folder / "a" / "x.json").write_text("{}")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(HarnessError, match="No space left on device; nothing was written"):
+        write_folder(tmp_path / "n1" / "n2" / "out", full)
+    assert list(tmp_path.iterdir()) == []
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(HarnessError, match="nothing was written"):
+        write_folder(empty, full)
+    assert list(tmp_path.iterdir()) == [empty] and list(empty.iterdir()) == []
