@@ -195,6 +195,7 @@ def load_pretrained(path: str, pooling: str, device: str, precision: str,
                            "the harness loads weights only; convert it to safetensors from "
                            "a source you trust") from None
     model.eval()
+    model.config.use_cache = False  # no KV cache for an encoder: the same numbers, less work
     return HFBackbone(model, tokenizer, pooling, device, precision, train_attention)
 
 

