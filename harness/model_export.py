@@ -9,7 +9,8 @@ its merge runs again, choosing λ on the same held-out samples (deterministic: t
 The backbone writes the folder (``Backbone.save_sentence_transformer``); the folder is then
 loaded with sentence-transformers and its embeddings of the eval samples compared with the
 ones the store holds for the variant, and the smallest cosine is written in the card. The
-folder appears whole or not at all (written beside ``--out`` and renamed).
+folder appears whole or not at all (written through a temporary folder,
+``outpaths.write_folder``).
 """
 
 from __future__ import annotations
