@@ -28,11 +28,7 @@ def checked_paths(out: str | None, store: str) -> None:
         if target == folder or folder in target.parents:
             raise HarnessError(f"--out {out} is inside the results store {store}; writing "
                                "there would destroy stored results: give a path outside it")
-        longest, size = _name_max(target.parent) - TEMPORARY, len(os.fsencode(target.name))
-        if size > longest:
-            raise HarnessError(f"--out {out}: its file name is too long ({size} bytes; at most "
-                               f"{longest} here, as it is written through a temporary file of "
-                               "a longer name); give a shorter name")
+        _check_name(out, target, TEMPORARY, "file")
         if target.is_dir():
             raise HarnessError(f"--out {out} is a folder; give a file path (e.g. "
                                f"{out}/README.md)")
@@ -57,6 +53,17 @@ def _name_max(folder: Path) -> int:
         return 255
 
 
+def _check_name(out: object, target: Path, longer: int, kind: str) -> None:
+    """``--out``'s name must fit the file system with the ``longer`` characters more of the
+    temporary ``kind`` (file or folder) it is written through."""
+    longest, size = _name_max(target.parent) - longer, len(os.fsencode(target.name))
+    if size > longest:
+        name = "file name" if kind == "file" else "name"
+        raise HarnessError(f"--out {out}: its {name} is too long ({size} bytes; at most "
+                           f"{longest} here, as it is written through a temporary {kind} of a "
+                           "longer name); give a shorter name")
+
+
 def checked_folder(out: Path, store: Path) -> None:
     """A folder ``--out`` must not exist, or be an empty folder, outside the store, with a name
     the file system takes (and the temporary folder it is written through, ``write_folder``),
@@ -72,11 +79,7 @@ def checked_folder(out: Path, store: Path) -> None:
         if out.is_dir() and any(out.iterdir()):
             raise HarnessError(f"--out {out} exists and is not empty; give a new or empty "
                                "folder")
-        longest, size = _name_max(target.parent) - FOLDER_TEMPORARY, len(os.fsencode(target.name))
-        if size > longest:
-            raise HarnessError(f"--out {out}: its name is too long ({size} bytes; at most "
-                               f"{longest} here, as it is written through a temporary folder of "
-                               "a longer name); give a shorter name")
+        _check_name(out, target, FOLDER_TEMPORARY, "folder")
         above = target
         while not above.exists():
             above = above.parent
