@@ -28,6 +28,7 @@ SECTIONS = {
     "metrics": "metric time at 2,000 and 10,000 embeddings; silhouette sampling error; a "
                "cell's scoring with BLAS on every core or one thread",
     "precision": "fp32 against bf16 per encoder: embedding and LoRA training",
+    "ceiling": "how near its linear-layer FLOP floor eager execution gets at the grid's shapes",
     "grid": "harness run --all: cold, warm, one more merge",
 }
 INTRO = ["# Benchmark results", "", "Written by `make bench` (`python bench/run.py`), one block "
