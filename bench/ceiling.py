@@ -6,8 +6,9 @@ at the grid's own shapes, per built-in encoder, in the precision it settles here
   16, the forward and the backward to the inputs, as a LoRA's frozen layers need), as a
   multiple of the floor: what a pass would take if it were nothing but its linear layers;
 - the real embedding pass over the quick grid's 1,000 eval sequences, split by forward hooks
-  into the time inside its linear layers and the rest (attention, norms, activations, rotary
-  embedding, residual sums, pooling, tokenising), each as a multiple of the pass's floor. The
+  into the time inside its linear layers (autocast's casts of their inputs included) and the
+  rest (attention, norms, activations, rotary embedding, residual sums, pooling, tokenising),
+  each as a multiple of the pass's floor. The
   rest alone bounds the pass from below: with its linear layers at the peak it would still be
   ``1 + rest`` times its floor;
 - LoRA training steps (batches of 16, the adapter's own ``fit``) as a multiple of their floor;
