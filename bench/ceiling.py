@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import eval_texts, linear_params, peak_gflops, report
+from common import eval_texts, gflops, linear_layers, linear_params, peak_gflops, report
 
 from harness.api import PROFILES, Profile
 from harness.cli import load_registry
@@ -41,27 +41,19 @@ from harness.samples import train_sample
 EMBED_BATCH, TRAIN_BATCH = 64, 16
 
 
-def rate(fn: Callable[[], Any], flops: float, seconds: float = 0.6) -> float:
-    """GFLOP/s of ``fn`` (median of three timed spells after two warm-up calls)."""
+def rate(fn: Callable[[], Any], flops: float) -> float:
+    """GFLOP/s of ``fn`` after two warm-up calls (``common.gflops``)."""
     fn()
     fn()
-    rates = []
-    for _ in range(3):
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds / 3 or n < 2:
-            fn()
-            n += 1
-        rates.append(flops * n / (time.perf_counter() - start) / 1e9)
-    return statistics.median(rates)
+    return gflops(fn, flops, 0.6, least=2)
 
 
 def linear_shapes(module: torch.nn.Module) -> dict[tuple[int, int], int]:
     """(out, in) -> how many linear layers of that shape every token passes through."""
     shapes: dict[tuple[int, int], int] = {}
-    for name, m in module.named_modules():
-        if isinstance(m, torch.nn.Linear) and "pooler" not in name:
-            key = (m.out_features, m.in_features)
-            shapes[key] = shapes.get(key, 0) + 1
+    for m in linear_layers(module):
+        key = (m.out_features, m.in_features)
+        shapes[key] = shapes.get(key, 0) + 1
     return shapes
 
 
@@ -87,10 +79,9 @@ class LinearClock:
     def __init__(self, module: torch.nn.Module):
         self.seconds, self._start = 0.0, 0.0
         self._handles = []
-        for name, m in module.named_modules():
-            if isinstance(m, torch.nn.Linear) and "pooler" not in name:
-                self._handles.append(m.register_forward_pre_hook(self._pre))
-                self._handles.append(m.register_forward_hook(self._post))
+        for m in linear_layers(module):
+            self._handles.append(m.register_forward_pre_hook(self._pre))
+            self._handles.append(m.register_forward_hook(self._post))
 
     def _pre(self, *_: Any) -> None:
         self._start = time.perf_counter()

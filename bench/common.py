@@ -41,10 +41,15 @@ def side_by_side(fns: dict[str, Callable[[], Any]], repeat: int
 
 def linear_params(module: Any) -> int:
     """Weights every token passes through (a BERT pooler sees one token per sequence)."""
+    return sum(m.weight.numel() for m in linear_layers(module))
+
+
+def linear_layers(module: Any) -> list[Any]:
+    """The linear layers every token passes through (not a BERT pooler's)."""
     import torch
 
-    return sum(m.weight.numel() for name, m in module.named_modules()
-               if isinstance(m, torch.nn.Linear) and "pooler" not in name)
+    return [m for name, m in module.named_modules()
+            if isinstance(m, torch.nn.Linear) and "pooler" not in name]
 
 
 def peak_gflops(dtype: str = "fp32", seconds: float = 1.0) -> float:
@@ -60,13 +65,19 @@ def peak_gflops(dtype: str = "fp32", seconds: float = 1.0) -> float:
     if dtype == "bf16":
         a, b = a.bfloat16(), b.bfloat16()
     a @ b
+    return gflops(lambda: a @ b, 2 * size**3, seconds)
+
+
+def gflops(fn: Callable[[], Any], flops: float, seconds: float, least: int = 1) -> float:
+    """GFLOP/s of ``fn`` doing ``flops``: the median of three spells of ``seconds / 3`` (at
+    least ``least`` calls each)."""
     rates = []
     for _ in range(3):
         n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds / 3 or n < 1:
-            a @ b
+        while time.perf_counter() - start < seconds / 3 or n < least:
+            fn()
             n += 1
-        rates.append(2 * size**3 * n / (time.perf_counter() - start) / 1e9)
+        rates.append(flops * n / (time.perf_counter() - start) / 1e9)
     return statistics.median(rates)
 
 
